@@ -1,0 +1,151 @@
+"""Static analysis: every layer's shapes, parameters, buffers, MACs and receptive field.
+
+Pure Python on purpose: `check` and `compare` answer without importing torch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .errors import ArchDSLError, InputShapeError, START
+from .ir import INPUT, Node, Spec, lower, parse_shape
+from .layers import Shape
+
+SCHEMA = "archdsl.analysis/1"
+FLOAT_BYTES = 4  # float32 parameters and activations
+
+
+@dataclass(frozen=True)
+class Row:
+    """One layer, as data. `weights` are the parameters named weight, `biases` those named bias."""
+
+    name: str
+    type: str
+    layer: str
+    args: dict
+    input: Shape
+    output: Shape
+    params: int
+    weights: int
+    biases: int
+    trainable: int
+    buffers: int
+    macs: int
+    rf: tuple[int, ...] | None
+    jump: tuple[int, ...] | None
+    parameter_shapes: dict[str, Shape] = field(repr=False)
+    buffer_shapes: dict[str, Shape] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Totals:
+    params: int
+    trainable: int
+    non_trainable: int
+    weights: int
+    biases: int
+    buffers: int
+    macs: int
+    param_bytes: int
+    activation_bytes: int
+    batch: int
+    depth: int  # layers that do multiply-accumulates: conv and linear
+
+
+@dataclass(frozen=True)
+class Analysis:
+    name: str
+    input: Shape
+    output: Shape
+    rows: tuple[Row, ...]
+    totals: Totals
+    nodes: tuple[Node, ...] = field(repr=False)
+
+    def to_dict(self) -> dict:
+        """The stable JSON form, schema archdsl.analysis/1."""
+        return {
+            "schema": SCHEMA, "name": self.name,
+            "input": list(self.input), "output": list(self.output),
+            "layers": [_row_dict(row) for row in self.rows],
+            "totals": vars(self.totals).copy(),
+        }
+
+
+def analyze(spec: Spec | str, input: Shape | str | None = None, batch: int = 1) -> Analysis:
+    """Analyze a spec (or spec text) for an input shape: the spec's own unless `input` is given."""
+    if isinstance(spec, str):
+        from .parser import parse
+        spec = parse(spec)
+    shape = _input_shape(spec, input)
+    nodes = lower(spec)
+    shapes: dict[str, Shape] = {INPUT: shape}
+    fields = {INPUT: (tuple(1 for _ in shape[1:]), tuple(1 for _ in shape[1:]))}
+    rows = []
+    for node in nodes:
+        try:
+            row = _analyze_node(node, shapes, fields)
+        except ArchDSLError as error:
+            raise error.at(node.span)
+        shapes[node.name] = row.output
+        fields[node.name] = (row.rf, row.jump)
+        rows.append(row)
+    return Analysis(spec.filename, shape, rows[-1].output, tuple(rows), _totals(rows, batch),
+                    nodes)
+
+
+def _input_shape(spec: Spec, given) -> Shape:
+    if isinstance(given, str):
+        return parse_shape(given)
+    if given is not None:
+        return parse_shape("x".join(map(str, given)))
+    if spec.input is None:
+        raise InputShapeError("the spec declares no input shape", START,
+                              hint="add a line such as 'input 1x28x28' or pass --input 1x28x28")
+    return spec.input.shape
+
+
+def _analyze_node(node: Node, shapes, fields) -> Row:
+    (source,) = node.inputs
+    shape, layer = shapes[source], node.layer
+    out = layer.output_shape(shape)
+    parameters = layer.parameter_shapes(shape)
+    buffers = layer.buffer_shapes(shape)
+    counts = {name: math.prod(s) for name, s in parameters.items()}
+    params = sum(counts.values())
+    biases = sum(n for name, n in counts.items() if name == "bias")
+    rf, jump = _receptive_field(layer.receptive_field(shape), *fields[source])
+    return Row(
+        name=node.name, type=layer.dsl_name, layer=layer.describe(shape),
+        args={k: v for k, v in vars(layer).items()}, input=shape, output=out,
+        params=params, weights=params - biases, biases=biases,
+        trainable=0 if layer.frozen else params,
+        buffers=sum(math.prod(s) for s in buffers.values()), macs=layer.macs(shape, out),
+        rf=rf, jump=jump, parameter_shapes=parameters, buffer_shapes=buffers)
+
+
+def _receptive_field(window, rf, jump):
+    """Grow the receptive field through one layer: rf += (k − 1)·jump, jump *= stride."""
+    if window is None or rf is None:
+        return None, None
+    return (tuple(r + (k - 1) * j for (k, _), r, j in zip(window, rf, jump)),
+            tuple(j * s for (_, s), j in zip(window, jump)))
+
+
+def _totals(rows: list[Row], batch: int) -> Totals:
+    params = sum(r.params for r in rows)
+    trainable = sum(r.trainable for r in rows)
+    return Totals(
+        params=params, trainable=trainable, non_trainable=params - trainable,
+        weights=sum(r.weights for r in rows), biases=sum(r.biases for r in rows),
+        buffers=sum(r.buffers for r in rows), macs=sum(r.macs for r in rows),
+        param_bytes=params * FLOAT_BYTES,
+        activation_bytes=batch * FLOAT_BYTES * sum(math.prod(r.output) for r in rows),
+        batch=batch, depth=sum(1 for r in rows if r.macs))
+
+
+def _row_dict(row: Row) -> dict:
+    data = {k: v for k, v in vars(row).items() if k not in ("parameter_shapes", "buffer_shapes")}
+    data.update(input=list(row.input), output=list(row.output),
+                rf=list(row.rf) if row.rf else None, jump=list(row.jump) if row.jump else None,
+                args={k: list(v) if isinstance(v, tuple) else v for k, v in row.args.items()})
+    return data

@@ -1,0 +1,67 @@
+"""Element-wise activations: the output has the input's shape and there are no weights."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import ArgumentError
+from .base import Layer, Shape, register
+
+
+class _Elementwise(Layer):
+    """Builds torch.nn.<same name>(**arguments)."""
+
+    def _torch_arguments(self) -> dict:
+        return {}
+
+    def build(self, shape: Shape):
+        from torch import nn
+        return getattr(nn, self.dsl_name)(**self._torch_arguments())
+
+
+def _plain(name: str) -> type[Layer]:
+    cls = dataclass(frozen=True)(type(name, (_Elementwise,), {"__doc__": f"torch.nn.{name}"}))
+    return register(cls)
+
+
+ReLU, ReLU6, SiLU, Sigmoid, Tanh, Identity = map(
+    _plain, ["ReLU", "ReLU6", "SiLU", "Sigmoid", "Tanh", "Identity"])
+
+
+@register
+@dataclass(frozen=True)
+class LeakyReLU(_Elementwise):
+    """max(0, x) + slope · min(0, x)."""
+
+    slope: float = 0.01
+
+    def _torch_arguments(self) -> dict:
+        return {"negative_slope": self.slope}
+
+
+@register
+@dataclass(frozen=True)
+class GELU(_Elementwise):
+    """Gaussian error linear unit, exact or with the tanh approximation."""
+
+    approximate: Literal["none", "tanh"] = "none"
+
+    def _torch_arguments(self) -> dict:
+        return {"approximate": self.approximate}
+
+
+@register
+@dataclass(frozen=True)
+class Softmax(_Elementwise):
+    """Softmax along `dim`, counted as in PyTorch with the batch axis as 0."""
+
+    dim: int = 1
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if not (1 <= self.dim <= len(shape) or -len(shape) <= self.dim <= -1):
+            raise ArgumentError(f"Softmax: dim {self.dim} is not a feature axis of a "
+                                f"{len(shape)}-axis input (1 to {len(shape)}; 0 is the batch)")
+        return shape
+
+    def _torch_arguments(self) -> dict:
+        return {"dim": self.dim}

@@ -1,0 +1,113 @@
+"""Layers on flat features, and the reshaping and normalization around them."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Annotated
+
+from ..errors import ShapeError
+from .base import Layer, Min, PositiveInt, Probability, Shape, format_shape, register
+
+PositiveFloat = Annotated[float, Min(1e-300), "a positive number"]
+
+
+@register
+@dataclass(frozen=True)
+class Flatten(Layer):
+    """C×H×W -> C·H·W."""
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return (math.prod(shape),)
+
+    def receptive_field(self, shape: Shape):
+        return None
+
+    def describe(self, shape: Shape) -> str:
+        return f"Flatten({format_shape(shape)}→{math.prod(shape)})"
+
+    def build(self, shape: Shape):
+        from torch import nn
+        return nn.Flatten(1)
+
+
+@register
+@dataclass(frozen=True)
+class Linear(Layer):
+    """Fully connected: every output feature sees every input feature."""
+
+    out: PositiveInt
+    bias: bool = True
+
+    def _features(self, shape: Shape) -> int:
+        if len(shape) != 1:
+            raise ShapeError(f"Linear needs a flat input, got {format_shape(shape)}",
+                             hint="insert Flatten before Linear")
+        return shape[0]
+
+    def output_shape(self, shape: Shape) -> Shape:
+        self._features(shape)
+        return (self.out,)
+
+    def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
+        weights = {"weight": (self.out, self._features(shape))}
+        return {**weights, "bias": (self.out,)} if self.bias else weights
+
+    def macs(self, shape: Shape, out: Shape) -> int:
+        return self._features(shape) * self.out
+
+    def receptive_field(self, shape: Shape):
+        return None
+
+    def describe(self, shape: Shape) -> str:
+        text = f"Linear({self._features(shape)}→{self.out}"
+        return text + (")" if self.bias else ", bias=false)")
+
+    def build(self, shape: Shape):
+        from torch import nn
+        return nn.Linear(self._features(shape), self.out, self.bias)
+
+
+@register
+@dataclass(frozen=True)
+class BatchNorm(Layer):
+    """Batch normalization over the channel axis; 1d, 2d or 3d by the input's rank."""
+
+    eps: PositiveFloat = 1e-5
+    momentum: Probability = 0.1
+    affine: bool = True
+    track_running_stats: bool = True
+
+    def _torch_name(self, shape: Shape) -> str:
+        if len(shape) > 4:
+            raise ShapeError(f"BatchNorm takes inputs of at most 3 spatial axes, got "
+                             f"{format_shape(shape)}")
+        return f"BatchNorm{max(1, len(shape) - 1)}d"
+
+    def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
+        return {"weight": (shape[0],), "bias": (shape[0],)} if self.affine else {}
+
+    def buffer_shapes(self, shape: Shape) -> dict[str, Shape]:
+        if not self.track_running_stats:
+            return {}
+        return {"running_mean": (shape[0],), "running_var": (shape[0],),
+                "num_batches_tracked": ()}
+
+    def describe(self, shape: Shape) -> str:
+        return f"{self._torch_name(shape)}({shape[0]})"
+
+    def build(self, shape: Shape):
+        from torch import nn
+        norm = getattr(nn, self._torch_name(shape))
+        return norm(shape[0], self.eps, self.momentum, self.affine, self.track_running_stats)
+
+
+@register
+@dataclass(frozen=True)
+class Dropout(Layer):
+    """Zero each element with probability p while training."""
+
+    p: Probability = 0.5
+
+    def build(self, shape: Shape):
+        from torch import nn
+        return nn.Dropout(self.p)

@@ -1,0 +1,160 @@
+"""Text -> Spec. One LALR parser per process; lark's errors become archdsl errors with spans."""
+from __future__ import annotations
+
+import functools
+import re
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+
+from .errors import ArchDSLError, Span, SpecFileError, SpecSyntaxError
+from .ir import Argument, Call, Chain, Group, InputDecl, Repeat, Spec, parse_shape
+
+# What to call each terminal when saying what was expected.
+_TERMINAL_WORDS = {
+    "NAME": "a layer name", "SHAPE": "a shape like 1x28x28", "INT": "a repeat count",
+    "SIGNED_INT": "a number", "SIGNED_FLOAT": "a number", "STRING": "a string",
+    "$END": "the end of the spec",
+}
+
+
+@functools.cache
+def _parser() -> Lark:
+    return Lark.open_from_package("archdsl.grammars", "archdsl.lark", ("",), parser="lalr",
+                                  propagate_positions=True, maybe_placeholders=False)
+
+
+def parse(text: str, filename: str = "<spec>") -> Spec:
+    """Parse spec text. Raises an ArchDSLError subclass, with a span, on any bad input."""
+    if not re.sub(r"#[^\n]*", "", text).strip():
+        raise SpecFileError("spec is empty: expected a network such as "
+                            "'input 1x28x28  Conv(16, 3) -> ReLU -> Flatten -> Linear(10)'")
+    try:
+        tree = _parser().parse(text)
+        return _ToSpec(text, filename).transform(tree)
+    except UnexpectedInput as error:
+        raise _syntax_error(error, text) from None
+    except VisitError as error:
+        if isinstance(error.orig_exc, ArchDSLError):
+            raise error.orig_exc from None
+        raise
+
+
+def read_spec(path: str) -> Spec:
+    """Read and parse a spec file."""
+    return parse(read_text(path), path)
+
+
+def read_text(path: str) -> str:
+    """A spec file's text; missing, unreadable and non-UTF-8 files raise SpecFileError."""
+    try:
+        data = open(path, "rb").read()
+    except FileNotFoundError:
+        raise SpecFileError("spec file does not exist") from None
+    except IsADirectoryError:
+        raise SpecFileError("spec path is a directory, not a file") from None
+    except OSError as error:
+        raise SpecFileError(f"cannot read spec file: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        good = data[:error.start].decode("utf-8")
+        line = good.count("\n") + 1
+        column = len(good) - (good.rfind("\n") + 1) + 1
+        bad = SpecFileError(f"spec is not UTF-8 text: byte 0x{data[error.start]:02x} "
+                            f"at offset {error.start}",
+                            Span(line, column, line, column + 1, error.start, error.start + 1))
+        bad.source = data.decode("utf-8", "replace")
+        raise bad from None
+    return text
+
+
+def _syntax_error(error: UnexpectedInput, text: str) -> SpecSyntaxError:
+    line, column = error.line, error.column
+    if line < 1:  # lark reports the end of input as -1
+        lines = text.splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+    if isinstance(error, UnexpectedCharacters):
+        found = repr(text[error.pos_in_stream]) if error.pos_in_stream < len(text) else "end"
+        width = 1
+    else:
+        token = error.token
+        found = "end of spec" if token.type == "$END" else repr(str(token))
+        width = max(1, len(str(token))) if token.type != "$END" else 1
+    expected = sorted({_describe_terminal(name) for name in (error.expected or
+                                                            getattr(error, "allowed", set()))})
+    message = f"unexpected {found}"
+    if expected:
+        message += ": expected " + _or_list(expected)
+    span = Span(line, column, line, column + width, 0, 0)
+    hint = None
+    if isinstance(error, UnexpectedToken) and "'->'" in expected and error.token.type == "NAME":
+        hint = "steps are joined by '->'; is one missing before this?"
+    return SpecSyntaxError(message, span, hint)
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[name]
+    pattern = _parser().get_terminal(name).pattern
+    return repr(pattern.value) if pattern.type == "str" else name
+
+
+def _or_list(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+@v_args(meta=True)
+class _ToSpec(Transformer):
+    """Parse tree -> typed nodes, one method per grammar rule."""
+
+    def __init__(self, text: str, filename: str):
+        super().__init__()
+        self.text, self.filename = text, filename
+
+    def start(self, meta, children):
+        inputs = [c for c in children if isinstance(c, InputDecl)]
+        if len(inputs) > 1:
+            raise SpecSyntaxError("the input shape is declared twice", inputs[1].span)
+        return Spec(children[-1], inputs[0] if inputs else None, self.text, self.filename)
+
+    def input_decl(self, meta, children):
+        (token,) = children
+        return InputDecl(parse_shape(str(token), Span.of(token)), Span.of(meta))
+
+    def chain(self, meta, steps):
+        return Chain(tuple(steps), Span.of(meta))
+
+    def group(self, meta, children):
+        return Group(children[0], Span.of(meta))
+
+    def repeat(self, meta, children):
+        body, count = children
+        return Repeat(body, int(count), Span.of(meta), Span.of(count))
+
+    def call(self, meta, children):
+        name, *arguments = children
+        return Call(str(name), tuple(arguments), Span.of(meta), Span.of(name))
+
+    def positional(self, meta, children):
+        return Argument(None, children[0], Span.of(meta))
+
+    def keyword(self, meta, children):
+        name, value = children
+        return Argument(str(name), value, Span.of(meta))
+
+    def integer(self, meta, children):
+        return int(children[0])
+
+    def real(self, meta, children):
+        return float(children[0])
+
+    def symbol(self, meta, children):
+        word = str(children[0])
+        return {"true": True, "false": False}.get(word.lower(), word)
+
+    def string(self, meta, children):
+        return str(children[0])[1:-1]
+
+    def tuple(self, meta, children):
+        return tuple(children)

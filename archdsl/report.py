@@ -1,0 +1,95 @@
+"""Rendering only: analyses and comparisons as a terminal table, markdown or JSON."""
+from __future__ import annotations
+
+import json
+import os
+
+from tabulate import tabulate
+
+from .analysis import SCHEMA, Analysis
+from .compare import Entry
+from .layers import format_shape
+
+MACS_NOTE = "multiply-accumulates of conv and linear layers per example (torchvision's convention)"
+_STYLE = {"table": "simple", "markdown": "github"}
+
+
+def render_analysis(analysis: Analysis, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(analysis.to_dict(), indent=2, ensure_ascii=False)
+    layers = tabulate(
+        [(r.name, r.layer, format_shape(r.output), f"{r.params:,}", f"{r.macs:,}")
+         for r in analysis.rows],
+        headers=("name", "layer", "output", "params", "MACs"),
+        colalign=("left", "left", "left", "right", "right"), tablefmt=_STYLE[fmt])
+    t = analysis.totals
+    totals = [
+        ("parameters", f"{t.params:,}",
+         f"trainable {t.trainable:,}, non-trainable {t.non_trainable:,}"),
+        ("· weights", f"{t.weights:,}", ""),
+        ("· biases", f"{t.biases:,}", ""),
+        ("buffers", f"{t.buffers:,}", "running statistics and other non-parameter state"),
+        ("MACs", f"{t.macs:,}", MACS_NOTE),
+        ("parameter memory", human_bytes(t.param_bytes), "float32"),
+        ("activation memory", human_bytes(t.activation_bytes),
+         f"forward outputs of every layer, batch {t.batch}, float32"),
+    ]
+    title = (f"{analysis.name}: input {format_shape(analysis.input)} → "
+             f"output {format_shape(analysis.output)}")
+    if fmt == "markdown":
+        title = f"### {title}"
+        totals_table = tabulate(totals, headers=("total", "value", "note"),
+                                colalign=("left", "right", "left"), tablefmt="github")
+    else:
+        totals_table = tabulate(totals, colalign=("left", "right", "left"), tablefmt="plain")
+    return f"{title}\n\n{layers}\n\n{totals_table}"
+
+
+def render_comparison(entries: list[Entry], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps({"schema": "archdsl.comparison/1", "analysis_schema": SCHEMA,
+                           "specs": [_entry_dict(e) for e in entries]},
+                          indent=2, ensure_ascii=False)
+    types = list(dict.fromkeys(t for e in entries for t in e.weights_by_type))
+    rows = [
+        ("input", *(format_shape(e.analysis.input) for e in entries)),
+        ("output", *(format_shape(e.analysis.output) for e in entries)),
+        ("depth (conv + linear layers)", *(e.analysis.totals.depth for e in entries)),
+        ("weights", *(f"{e.analysis.totals.weights:,}" for e in entries)),
+        *((f"· in {kind} layers", *(f"{e.weights_by_type.get(kind, 0):,}" for e in entries))
+          for kind in types),
+        ("biases", *(f"{e.analysis.totals.biases:,}" for e in entries)),
+        ("parameters", *(f"{e.analysis.totals.params:,}" for e in entries)),
+        ("· ratio to first", *(f"{e.params_ratio:.3g}×" for e in entries)),
+        ("MACs", *(f"{e.analysis.totals.macs:,}" for e in entries)),
+        ("· ratio to first", *("—" if e.macs_ratio is None else f"{e.macs_ratio:.3g}×"
+                               for e in entries)),
+        ("parameter memory", *(human_bytes(e.analysis.totals.param_bytes) for e in entries)),
+        (f"activation memory (batch {entries[0].analysis.totals.batch})",
+         *(human_bytes(e.analysis.totals.activation_bytes) for e in entries)),
+    ]
+    headers = ("", *(_short_name(e.analysis.name) for e in entries))
+    table = tabulate(rows, headers=headers, tablefmt=_STYLE[fmt],
+                     colalign=("left", *("right" for _ in entries)))
+    return f"{table}\n\nMACs: {MACS_NOTE}."
+
+
+def human_bytes(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _short_name(name: str) -> str:
+    base = os.path.basename(name)
+    return base[:-5] if base.endswith(".spec") else base
+
+
+def _entry_dict(entry: Entry) -> dict:
+    data = entry.analysis.to_dict()
+    return {"name": data["name"], "input": data["input"], "output": data["output"],
+            "totals": data["totals"], "weights_by_type": entry.weights_by_type,
+            "params_ratio": entry.params_ratio, "macs_ratio": entry.macs_ratio}
