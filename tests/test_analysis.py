@@ -1,0 +1,77 @@
+"""The analyzer against the tutorial's numbers; totals against their rows."""
+import math
+
+import pytest
+
+from archdsl import analyze, parse
+from archdsl.errors import InputShapeError, ShapeError
+from conftest import ROOT, SPECS
+
+SIMPLE = (ROOT / "specs/simple_cnn.spec").read_text()
+ONE_LINER = "[Conv(16,3,p=1) -> ReLU -> MaxPool(2)]*2 -> Flatten -> Linear(10)"
+
+
+def test_simple_cnn_matches_the_tutorial():
+    analysis = analyze(parse(SIMPLE))
+    shapes = [r.output for r in analysis.rows if r.type != "ReLU"]
+    assert shapes == [(16, 28, 28), (16, 14, 14), (32, 14, 14), (32, 7, 7), (1568,), (128,), (10,)]
+    assert analysis.totals.params == 206_922
+    assert analysis.totals.macs == 1_218_048
+    conv_weights = sum(r.weights for r in analysis.rows if r.type == "Conv")
+    assert conv_weights == 4_752
+
+
+def test_one_liner_with_input_option():
+    analysis = analyze(parse(ONE_LINER), input="1x28x28")
+    assert analysis.totals.params == 10_330
+    assert [r.name for r in analysis.rows][:4] == ["block1.conv", "block1.relu", "block1.maxpool",
+                                                   "block2.conv"]
+
+
+def test_input_option_overrides_the_spec():
+    assert analyze(parse(SIMPLE), input=(1, 56, 56)).rows[6].output == (32 * 14 * 14,)
+
+
+def test_missing_input_is_an_error():
+    with pytest.raises(InputShapeError, match="no input shape"):
+        analyze(parse(ONE_LINER))
+
+
+def test_shape_error_points_at_the_layer():
+    with pytest.raises(ShapeError) as caught:
+        analyze(parse("input 1x28x28\nConv(8, 3) ->\n  Linear(10)"))
+    assert (caught.value.span.line, caught.value.span.column) == (3, 3)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_totals_are_the_sums_of_the_rows(path):
+    analysis = analyze(parse(path.read_text()), batch=3)
+    rows, totals = analysis.rows, analysis.totals
+    for field in ("params", "weights", "biases", "trainable", "buffers", "macs"):
+        assert getattr(totals, field) == sum(getattr(r, field) for r in rows), field
+    assert totals.params == totals.weights + totals.biases == totals.trainable + totals.non_trainable
+    assert totals.param_bytes == 4 * totals.params
+    assert totals.activation_bytes == 3 * 4 * sum(math.prod(r.output) for r in rows)
+    assert all(a.output == b.input for a, b in zip(rows, rows[1:]))
+
+
+def test_receptive_field_and_jump_of_the_tutorial_cnn():
+    rows = analyze(parse(SIMPLE)).rows
+    assert [r.rf[0] for r in rows[:6]] == [3, 3, 4, 8, 8, 10]
+    assert [r.jump[0] for r in rows[:6]] == [1, 1, 2, 2, 2, 4]
+    assert rows[6].rf is None  # after Flatten every output sees the whole image
+
+
+def test_frozen_layers_are_non_trainable():
+    totals = analyze("input 1x8x8\nConv(4, 3, frozen=true) -> Flatten -> Linear(2)").totals
+    assert totals.non_trainable == 4 * 9 + 4
+    assert totals.trainable == totals.params - 40
+
+
+def test_batchnorm_buffers_and_depth():
+    analysis = analyze("input 3x8x8\nConv(4, 3, bias=false) -> BatchNorm -> ReLU -> "
+                       "GlobalAvgPool -> Linear(2)")
+    # running_mean, running_var (4 each) and num_batches_tracked (1), as torch counts buffers
+    assert analysis.totals.buffers == 9
+    assert analysis.totals.depth == 2
+    assert analysis.output == (2,)

@@ -1,0 +1,85 @@
+"""The commands through typer's CliRunner: exit codes, golden output, JSON, stdin."""
+import json
+import re
+
+from typer.testing import CliRunner
+
+from archdsl import __version__
+from archdsl.cli import app
+from conftest import ROOT
+
+runner = CliRunner()
+SIMPLE = str(ROOT / "specs/simple_cnn.spec")
+MLP = str(ROOT / "specs/mlp.spec")
+
+
+def invoke(*args, **kwargs):
+    return runner.invoke(app, list(args), **kwargs)
+
+
+def test_check_golden(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = invoke("check", "specs/simple_cnn.spec")
+    assert result.exit_code == 0
+    assert result.stdout == (ROOT / "tests/data/golden/simple_cnn.check.txt").read_text()
+
+
+def test_check_json_carries_the_totals():
+    result = invoke("check", SIMPLE, "--format", "json", "--batch", "64")
+    data = json.loads(result.stdout)
+    assert data["schema"] == "archdsl.analysis/1"
+    assert data["input"] == [1, 28, 28] and data["output"] == [10]
+    totals = data["totals"]
+    assert totals["params"] == 206_922 and totals["macs"] == 1_218_048
+    assert totals["trainable"] == 206_922 and totals["non_trainable"] == 0
+    for key in ("params", "weights", "biases", "buffers", "macs"):
+        assert totals[key] == sum(layer[key] for layer in data["layers"])
+    assert totals["param_bytes"] == 4 * 206_922
+    assert totals["activation_bytes"] == 64 * 4 * sum(
+        __import__("math").prod(layer["output"]) for layer in data["layers"])
+    first = data["layers"][0]
+    assert {"name", "type", "args", "input", "output", "params", "macs"} <= set(first)
+    assert first["args"]["padding"] == 1 and first["output"] == [16, 28, 28]
+
+
+def test_check_markdown():
+    result = invoke("check", SIMPLE, "--format", "markdown")
+    assert result.exit_code == 0
+    assert "| conv1 " in result.stdout and "|   206,922 |" in result.stdout
+
+
+def test_check_reads_stdin_with_input_option():
+    result = invoke("check", "-", "--input", "1x28x28",
+                    input="[Conv(16,3,p=1) -> ReLU -> MaxPool(2)]*2 -> Flatten -> Linear(10)")
+    assert result.exit_code == 0, result.output
+    assert "10,330" in result.stdout and "block2.maxpool" in result.stdout
+
+
+def test_compare_reproduces_the_tutorial():
+    result = invoke("compare", SIMPLE, MLP, "--baseline", "mlp:128")
+    assert result.exit_code == 0, result.output
+    rows = {cells[0]: cells[1:] for cells in
+            (re.split(r"\s{2,}", line.strip()) for line in result.stdout.splitlines())}
+    assert result.stdout.split()[:4] == ["simple_cnn", "mlp", "mlp:128", "baseline"]
+    assert rows["parameters"] == ["206,922", "101,770", "101,770"]
+    assert rows["weights"] == ["206,736", "101,632", "101,632"]
+    assert rows["biases"] == ["186", "138", "138"]
+    assert rows["· in Conv layers"] == ["4,752", "0", "0"]  # the CNN's two conv layers
+
+
+def test_compare_json_and_deeper_baseline():
+    result = invoke("compare", SIMPLE, "--baseline", "mlp:256,64", "--format", "json")
+    specs = json.loads(result.stdout)["specs"]
+    baseline = specs[1]["totals"]
+    assert baseline["params"] == (784 * 256 + 256) + (256 * 64 + 64) + (64 * 10 + 10)
+    assert specs[1]["params_ratio"] == baseline["params"] / 206_922
+
+
+def test_compare_bad_baseline_exits_2():
+    result = invoke("compare", SIMPLE, "--baseline", "cnn:3")
+    assert result.exit_code == 2
+
+
+def test_version_and_help():
+    assert invoke("--version").stdout.strip() == f"archdsl {__version__}"
+    assert invoke("--help").exit_code == 0
