@@ -22,10 +22,11 @@ class _WindowPool(Layer):
         stride = per_axis(self.kernel if self.stride is None else self.stride, axes, "stride")
         padding = per_axis(self.padding, axes, "padding")
         dilation = per_axis(getattr(self, "dilation", 1), axes, "dilation")
-        for k, p, d in zip(kernel, padding, dilation):
-            if 2 * p > d * (k - 1) + 1:
+        for k, p in zip(kernel, padding):
+            # PyTorch's kernels check p <= k // 2 on the kernel size itself, whatever the dilation.
+            if p > k // 2:
                 raise ShapeError(f"{self.dsl_name}: padding {p} is more than half the kernel "
-                                 f"extent {d * (k - 1) + 1} (PyTorch refuses it)")
+                                 f"size {k} (PyTorch refuses it)")
         return channels, spatial, kernel, stride, padding, dilation
 
     def output_shape(self, shape: Shape) -> Shape:

@@ -1,0 +1,262 @@
+"""The layer contract: every registered layer's static analysis against the real PyTorch module.
+
+Each case is a call as written in a spec and an input shape (batch axis excluded). The expected
+values come from torch alone: a forward pass for the output shape, named_parameters/named_buffers
+for the parameter and buffer shapes, and forward hooks on the module's own attributes for MACs.
+"""
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import archdsl
+from archdsl.layers import layer_names
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+BATCH = 2
+
+CASES = [
+    # Conv, 2-D: stride, padding incl. 'same'/'valid', dilation, groups, rectangular, no bias.
+    ("Conv(8, 3)", (1, 28, 28)),
+    ("Conv(8, 7)", (1, 7, 7)),
+    ("Conv(8, 3, s=2, p=1)", (3, 28, 28)),
+    ("Conv(8, 3, s=2, p=1)", (3, 27, 27)),
+    ("Conv(8, 3, p='same')", (3, 28, 28)),
+    ("Conv(8, 4, p='same', d=2)", (3, 15, 15)),
+    ("Conv(8, 3, p='valid')", (3, 10, 10)),
+    ("Conv(8, 3, s=2, p='valid')", (3, 11, 11)),
+    ("Conv(8, 3, d=2, p=2)", (3, 16, 16)),
+    ("Conv(8, 3, s=3, p=2, d=2, bias=false)", (2, 20, 20)),
+    ("Conv(8, (1, 7), p=(0, 3))", (4, 17, 17)),
+    ("Conv(8, (7, 1), s=(2, 1), p=(3, 0))", (4, 17, 12)),
+    ("Conv(8, (3, 5), s=(1, 2), d=(2, 1), p='valid')", (4, 12, 13)),
+    ("Conv(8, 3, g=2)", (4, 10, 10)),
+    ("Conv(12, 3, p=1, g=4)", (4, 8, 8)),
+    ("Conv(16, 3, p=1, g=16)", (16, 8, 8)),
+    ("Conv(16, 3, s=2, p=1, groups=16, bias=false)", (16, 9, 9)),
+    ("Conv(8, 1, bias=false)", (4, 7, 7)),
+    # Conv, 1-D and 3-D.
+    ("Conv(8, 5, s=2, p=2)", (3, 50)),
+    ("Conv(8, 3, p='same', d=3)", (3, 20)),
+    ("Conv(6, 3, g=3, bias=false)", (3, 9)),
+    ("Conv(4, 3, p=1)", (2, 6, 8, 8)),
+    ("Conv(4, (1, 3, 3), s=(1, 2, 2), p=(0, 1, 1))", (2, 5, 9, 9)),
+    ("Conv(4, 3, p='same')", (2, 4, 5, 6)),
+    # MaxPool: floor and ceil_mode (incl. windows PyTorch drops), padding, dilation, rectangular.
+    ("MaxPool(2)", (3, 28, 28)),
+    ("MaxPool(2)", (3, 7, 7)),
+    ("MaxPool(3, s=2)", (3, 28, 28)),
+    ("MaxPool(3, s=2, p=1)", (3, 28, 28)),
+    ("MaxPool(2, s=2, ceil_mode=true)", (3, 7, 7)),
+    ("MaxPool(2, s=2, ceil_mode=true)", (3, 1, 1)),
+    ("MaxPool(2, s=2, p=1, ceil_mode=true)", (3, 5, 5)),
+    ("MaxPool(2, s=2, p=1, ceil_mode=true)", (3, 6, 6)),
+    ("MaxPool(1, s=3, ceil_mode=true)", (3, 5, 5)),
+    ("MaxPool((2, 3), s=(2, 3), p=(1, 1), ceil_mode=true)", (1, 5, 7)),
+    ("MaxPool(3, s=1, d=2, p=1)", (2, 10, 10)),
+    ("MaxPool(3, s=2, d=2, p=1, ceil_mode=true)", (2, 10, 10)),
+    ("MaxPool((1, 3), s=(1, 2), p=(0, 1))", (2, 8, 9)),
+    ("MaxPool(2)", (4, 9)),
+    ("MaxPool(3, s=2, p=1, ceil_mode=true)", (4, 10)),
+    ("MaxPool(2)", (2, 4, 6, 6)),
+    ("MaxPool(2, s=2, p=1, ceil_mode=true)", (2, 5, 5, 5)),
+    # AvgPool.
+    ("AvgPool(2)", (3, 8, 8)),
+    ("AvgPool(3, s=2, p=1)", (3, 9, 9)),
+    ("AvgPool(3, s=2, p=1, count_include_pad=false)", (3, 9, 9)),
+    ("AvgPool(2, s=2, p=1, ceil_mode=true)", (3, 5, 5)),
+    ("AvgPool((1, 7), s=1, p=(0, 3))", (3, 7, 7)),
+    ("AvgPool(4, s=2)", (3, 16)),
+    ("AvgPool(2, ceil_mode=true)", (3, 7)),
+    ("AvgPool(2)", (2, 4, 4, 4)),
+    ("AvgPool(3, s=2, p=1, ceil_mode=true)", (2, 5, 6, 7)),
+    # Adaptive and global pooling.
+    ("AdaptiveAvgPool(1)", (8, 7, 7)),
+    ("AdaptiveAvgPool(3)", (8, 7, 7)),
+    ("AdaptiveAvgPool((2, 4))", (8, 7, 9)),
+    ("AdaptiveAvgPool(9)", (2, 4, 4)),
+    ("AdaptiveAvgPool(5)", (4, 17)),
+    ("AdaptiveAvgPool((1, 2, 3))", (2, 4, 5, 6)),
+    ("GlobalAvgPool", (8, 7, 7)),
+    ("GlobalAvgPool", (4, 10)),
+    ("GlobalAvgPool", (2, 3, 4, 5)),
+    # Flat layers and normalization.
+    ("Flatten", (1, 28, 28)),
+    ("Flatten", (4, 10)),
+    ("Flatten", (12,)),
+    ("Linear(10)", (784,)),
+    ("Linear(5, bias=false)", (20,)),
+    ("BatchNorm", (16,)),
+    ("BatchNorm", (8, 10)),
+    ("BatchNorm", (8, 7, 7)),
+    ("BatchNorm", (4, 3, 5, 5)),
+    ("BatchNorm(eps=0.001, momentum=0.01)", (16,)),
+    ("BatchNorm(affine=false)", (8, 7, 7)),
+    ("BatchNorm(track_running_stats=false)", (8, 10)),
+    ("BatchNorm(affine=false, track_running_stats=false)", (4, 3, 4, 4)),
+    ("Dropout", (1, 28, 28)),
+    ("Dropout(0.2)", (100,)),
+    # Activations.
+    ("ReLU", (8, 5, 5)),
+    ("ReLU6", (8, 5, 5)),
+    ("SiLU", (16,)),
+    ("Sigmoid", (4, 10)),
+    ("Tanh", (2, 3, 4, 5)),
+    ("Identity", (8, 5, 5)),
+    ("LeakyReLU", (8, 5, 5)),
+    ("LeakyReLU(slope=0.2)", (16,)),
+    ("GELU", (8, 5, 5)),
+    ("GELU(approximate='tanh')", (16,)),
+    ("Softmax", (10,)),
+    ("Softmax(dim=-1)", (3, 4, 5)),
+    ("Softmax(dim=2)", (3, 4, 5)),
+    ("Softmax(dim=-3)", (3, 4, 5)),
+]
+
+# Cases PyTorch refuses, each with the torch module that refuses it.
+BAD_CASES = [
+    ("MaxPool(3, p=2)", (1, 8, 8), lambda: nn.MaxPool2d(3, padding=2)),
+    ("MaxPool(3, d=2, p=2)", (1, 9, 9), lambda: nn.MaxPool2d(3, padding=2, dilation=2)),
+    ("MaxPool(2, d=3, p=2)", (1, 9), lambda: nn.MaxPool1d(2, padding=2, dilation=3)),
+    ("MaxPool(2, p=(0, 1, 1))", (1, 8, 8), lambda: nn.MaxPool2d(2, padding=(0, 1, 1))),
+    ("MaxPool(5)", (1, 3, 3), lambda: nn.MaxPool2d(5)),
+    ("MaxPool(3, s=1, ceil_mode=true)", (1, 2, 2), lambda: nn.MaxPool2d(3, 1, ceil_mode=True)),
+    ("AvgPool(2, p=2)", (1, 8, 8), lambda: nn.AvgPool2d(2, padding=2)),
+    ("AvgPool((1, 3), p=(1, 1))", (1, 8, 8), lambda: nn.AvgPool2d((1, 3), padding=(1, 1))),
+    ("AvgPool(4)", (2, 3), lambda: nn.AvgPool1d(4)),
+    ("Conv(8, 3, s=2, p='same')", (1, 8, 8), lambda: nn.Conv2d(1, 8, 3, 2, "same")),
+    ("Conv(8, 3, s=(1, 2), p='same')", (1, 8, 8), lambda: nn.Conv2d(1, 8, 3, (1, 2), "same")),
+    ("Conv(8, 5)", (1, 3, 3), lambda: nn.Conv2d(1, 8, 5)),
+    ("Conv(8, 3, d=3)", (1, 5, 5), lambda: nn.Conv2d(1, 8, 3, dilation=3)),
+    ("Conv(8, (1, 7))", (1, 7, 5), lambda: nn.Conv2d(1, 8, (1, 7))),
+    ("Conv(8, 3)", (1, 2, 9, 9), lambda: nn.Conv3d(1, 8, 3)),
+    ("Conv(6, 3, g=4)", (4, 8, 8), lambda: nn.Conv2d(4, 6, 3, groups=4)),
+    ("Conv(8, 3, g=3)", (4, 8, 8), lambda: nn.Conv2d(4, 8, 3, groups=3)),
+    ("Conv(8, 3, p=(1, 1))", (1, 10), lambda: nn.Conv1d(1, 8, 3, padding=(1, 1))),
+    ("AdaptiveAvgPool((2, 2, 2))", (1, 8, 8), lambda: nn.AdaptiveAvgPool2d((2, 2, 2))),
+    ("Softmax(dim=2)", (10,), lambda: nn.Softmax(dim=2)),
+    ("BatchNorm", (1, 2, 2, 2, 2), lambda: nn.BatchNorm3d(1)),
+]
+
+
+def case_id(call, shape, *_):
+    return f"{call}@{'x'.join(map(str, shape))}"
+
+
+def analyze_call(call, shape):
+    """(layer, row) of a one-layer spec with this input."""
+    analysis = archdsl.analyze(f"input {'x'.join(map(str, shape))}\n{call}")
+    (row,) = analysis.rows
+    return analysis.nodes[0].layer, row
+
+
+def run(module, shape):
+    """Forward a batch in eval mode: (output, MACs per example, child name -> output shape).
+
+    MACs come from the modules' own attributes: conv = output elements × in/groups × kernel
+    volume, linear = in × out, everything else 0.
+    """
+    macs, shapes = 0, {}
+
+    def count(m, inputs, out):
+        nonlocal macs
+        if isinstance(m, nn.modules.conv._ConvNd):
+            macs += out[0].numel() * (m.in_channels // m.groups) * math.prod(m.kernel_size)
+        elif isinstance(m, nn.Linear):
+            macs += m.in_features * m.out_features
+
+    def record(name):
+        return lambda m, inputs, out: shapes.__setitem__(name, tuple(out.shape[1:]))
+
+    handles = [m.register_forward_hook(count) for m in module.modules()]
+    handles += [m.register_forward_hook(record(n)) for n, m in module.named_children()]
+    try:
+        with torch.no_grad():
+            out = module.eval()(torch.randn(BATCH, *shape))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return out, macs, shapes
+
+
+def test_every_layer_has_a_case():
+    covered = {call.split("(")[0] for call, _ in CASES}
+    assert set(layer_names()) <= covered, f"no contract case for {set(layer_names()) - covered}"
+
+
+@pytest.mark.parametrize("call, shape", CASES, ids=[case_id(*c) for c in CASES])
+def test_layer_matches_torch(call, shape):
+    layer, row = analyze_call(call, shape)
+    module = layer.build(shape)
+    out, macs, _ = run(module, shape)
+    parameters = dict(module.named_parameters())
+    buffers = dict(module.named_buffers())
+    count = {name: p.numel() for name, p in parameters.items()}
+
+    assert row.input == shape
+    assert tuple(out.shape) == (BATCH, *row.output)
+    assert {name: tuple(p.shape) for name, p in parameters.items()} == row.parameter_shapes
+    assert {name: tuple(b.shape) for name, b in buffers.items()} == row.buffer_shapes
+    assert row.buffers == sum(b.numel() for b in buffers.values())
+    assert row.params == sum(count.values())
+    assert row.weights == sum(n for name, n in count.items() if name.endswith("weight"))
+    assert row.biases == sum(n for name, n in count.items() if name.endswith("bias"))
+    assert row.macs == macs
+
+
+WINDOWS = [c for c in CASES if c[0].startswith(("Conv", "MaxPool", "AvgPool"))]
+
+
+@pytest.mark.parametrize("call, shape", WINDOWS, ids=[case_id(*c) for c in WINDOWS])
+def test_receptive_field_matches_torch(call, shape):
+    layer, row = analyze_call(call, shape)
+    module = layer.build(shape)
+    axes = len(shape) - 1
+
+    def per_axis(value):
+        return tuple(value) if isinstance(value, (tuple, list)) else (value,) * axes
+
+    kernel, stride = per_axis(module.kernel_size), per_axis(module.stride)
+    dilation = per_axis(getattr(module, "dilation", 1))
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    assert layer.receptive_field(shape) == tuple(zip(extent, stride))
+    assert (row.rf, row.jump) == (extent, stride)
+
+
+@pytest.mark.parametrize("call, shape, torch_module", BAD_CASES,
+                         ids=[case_id(*c) for c in BAD_CASES])
+def test_what_torch_refuses_archdsl_refuses(call, shape, torch_module):
+    with pytest.raises(Exception):
+        torch_module()(torch.randn(BATCH, *shape))
+    with pytest.raises(archdsl.ArchDSLError):
+        analyze_call(call, shape)
+
+
+def build_network(analysis):
+    return nn.Sequential(*(node.layer.build(row.input)
+                           for node, row in zip(analysis.nodes, analysis.rows)))
+
+
+def test_one_liner_network_matches_torch():
+    text = "input 1x28x28\n[Conv(16,3,p=1) -> ReLU -> MaxPool(2)]*2 -> Flatten -> Linear(10)"
+    analysis = archdsl.analyze(text)
+    network = build_network(analysis)
+    out, macs, _ = run(network, (1, 28, 28))
+    params = sum(p.numel() for p in network.parameters())
+    assert params == analysis.totals.params == 10_330
+    assert tuple(out.shape) == (BATCH, *analysis.output) == (BATCH, 10)
+    assert macs == analysis.totals.macs
+
+
+def test_simple_cnn_matches_torch():
+    analysis = archdsl.analyze(archdsl.read_spec(str(SPECS / "simple_cnn.spec")))
+    network = build_network(analysis)
+    out, macs, shapes = run(network, analysis.input)
+    params = sum(p.numel() for p in network.parameters())
+    assert params == analysis.totals.params == 206_922
+    assert macs == analysis.totals.macs == 1_218_048
+    assert list(shapes.values()) == [row.output for row in analysis.rows]
+    kept = [shapes[str(i)] for i, row in enumerate(analysis.rows) if row.type != "ReLU"]
+    assert kept == [(16, 28, 28), (16, 14, 14), (32, 14, 14), (32, 7, 7), (1568,), (128,), (10,)]
