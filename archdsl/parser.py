@@ -17,6 +17,12 @@ _TERMINAL_WORDS = {
     "$END": "the end of the spec",
 }
 
+MAX_DIGITS = 18  # integers beyond this are no real size, and would trip Python's int/str limits
+MAX_NESTING = 50  # brackets deeper than this would exhaust the tree transformer's recursion
+
+# Brackets outside strings and comments: to find a '[' or '(' left open, or nested too deep.
+_BRACKET = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|#[^\n]*|[\[\]()]")
+
 
 @functools.cache
 def _parser() -> Lark:
@@ -29,8 +35,10 @@ def parse(text: str, filename: str = "<spec>") -> Spec:
     if not re.sub(r"#[^\n]*", "", text).strip():
         raise SpecFileError("spec is empty: expected a network such as "
                             "'input 1x28x28  Conv(16, 3) -> ReLU -> Flatten -> Linear(10)'")
+    _check_nesting(text)
     try:
-        tree = _parser().parse(text)
+        # A byte-order mark becomes a space, so that every column stays where it is.
+        tree = _parser().parse(" " + text[1:] if text.startswith("\ufeff") else text)
         return _ToSpec(text, filename).transform(tree)
     except UnexpectedInput as error:
         raise _syntax_error(error, text) from None
@@ -70,27 +78,76 @@ def read_text(path: str) -> str:
 
 
 def _syntax_error(error: UnexpectedInput, text: str) -> SpecSyntaxError:
-    line, column = error.line, error.column
-    if line < 1:  # lark reports the end of input as -1
-        lines = text.splitlines() or [""]
-        line, column = len(lines), len(lines[-1]) + 1
+    line, column, start = error.line, error.column, error.pos_in_stream or 0
+    at_end = isinstance(error, UnexpectedToken) and error.token.type == "$END"
+    if at_end and isinstance(error.token.end_line, int):
+        # lark gives the end of input the last token's position; point just past that token.
+        line, column, start = error.token.end_line, error.token.end_column, error.token.end_pos
+    if not isinstance(line, int) or line < 1:  # older lark reports the end of input as -1
+        lines = text.split("\n")
+        line, column, start = len(lines), len(lines[-1]) + 1, len(text)
     if isinstance(error, UnexpectedCharacters):
         found = repr(text[error.pos_in_stream]) if error.pos_in_stream < len(text) else "end"
         width = 1
     else:
         token = error.token
-        found = "end of spec" if token.type == "$END" else repr(str(token))
-        width = max(1, len(str(token))) if token.type != "$END" else 1
-    expected = sorted({_describe_terminal(name) for name in (error.expected or
-                                                            getattr(error, "allowed", set()))})
+        found = "end of spec" if at_end else repr(str(token))
+        width = 1 if at_end else max(1, len(str(token)))
+    # What the parser would accept here. lark's `expected` (UnexpectedToken) and `allowed`
+    # (UnexpectedCharacters) are the lexer's terminals: they lack the end of input and, with
+    # LALR's merged states, offer ']' outside any group.
+    parser = getattr(error, "interactive_parser", None)
+    names = parser.accepts() if parser is not None else \
+        getattr(error, "expected", None) or getattr(error, "allowed", None) or ()
+    expected = sorted({_describe_terminal(name) for name in names})
     message = f"unexpected {found}"
     if expected:
         message += ": expected " + _or_list(expected)
-    span = Span(line, column, line, column + width, 0, 0)
+    span = Span(line, column, line, column + width, start, start + width)
     hint = None
-    if isinstance(error, UnexpectedToken) and "'->'" in expected and error.token.type == "NAME":
+    if isinstance(error, UnexpectedToken) and "'->'" in expected and \
+            error.token.type in ("NAME", "LSQB"):
         hint = "steps are joined by '->'; is one missing before this?"
+    elif isinstance(error, UnexpectedToken) and error.token.type == "INPUT":
+        hint = "the input line comes before the network"
+    elif isinstance(error, UnexpectedCharacters) and found == "'×'":
+        hint = "write shapes with the letter x, as in 1x28x28"
+    elif at_end and ("']'" in expected or "')'" in expected):
+        unclosed, _ = _open_brackets(text)
+        if unclosed:
+            opened = Span.at(text, unclosed[-1])
+            hint = (f"the {text[unclosed[-1]]!r} at line {opened.line}, column {opened.column} "
+                    f"is never closed")
     return SpecSyntaxError(message, span, hint)
+
+
+def _open_brackets(text: str) -> tuple[list[int], int | None]:
+    """Offsets of the '[' and '(' still open at the end, and of the first one nested too deep."""
+    stack: list[int] = []
+    too_deep = None
+    for match in _BRACKET.finditer(text):
+        if match.group() in "[(":
+            stack.append(match.start())
+            if len(stack) > MAX_NESTING and too_deep is None:
+                too_deep = match.start()
+        elif match.group() in "])" and stack:
+            stack.pop()
+    return stack, too_deep
+
+
+def _check_nesting(text: str) -> None:
+    _, too_deep = _open_brackets(text)
+    if too_deep is not None:
+        raise SpecSyntaxError(f"brackets are nested more than {MAX_NESTING} deep",
+                              Span.at(text, too_deep))
+
+
+def _integer(token: Token) -> int:
+    digits = token.lstrip("-").lstrip("0")
+    if len(digits) > MAX_DIGITS:
+        raise ArchDSLError(f"number is too large: {len(digits)} digits, at most {MAX_DIGITS}",
+                           Span.of(token))
+    return int(token)
 
 
 def _describe_terminal(name: str) -> str:
@@ -130,7 +187,7 @@ class _ToSpec(Transformer):
 
     def repeat(self, meta, children):
         body, count = children
-        return Repeat(body, int(count), Span.of(meta), Span.of(count))
+        return Repeat(body, _integer(count), Span.of(meta), Span.of(count))
 
     def call(self, meta, children):
         name, *arguments = children
@@ -144,14 +201,14 @@ class _ToSpec(Transformer):
         return Argument(str(name), value, Span.of(meta))
 
     def integer(self, meta, children):
-        return int(children[0])
+        return _integer(children[0])
 
     def real(self, meta, children):
         return float(children[0])
 
     def symbol(self, meta, children):
         word = str(children[0])
-        return {"true": True, "false": False}.get(word.lower(), word)
+        return {"true": True, "false": False, "none": None}.get(word.lower(), word)
 
     def string(self, meta, children):
         return str(children[0])[1:-1]

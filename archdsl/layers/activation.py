@@ -19,13 +19,16 @@ class _Elementwise(Layer):
         return getattr(nn, self.dsl_name)(**self._torch_arguments())
 
 
-def _plain(name: str) -> type[Layer]:
-    cls = dataclass(frozen=True)(type(name, (_Elementwise,), {"__doc__": f"torch.nn.{name}"}))
-    return register(cls)
+def _plain(name: str, doc: str) -> type[Layer]:
+    return register(dataclass(frozen=True)(type(name, (_Elementwise,), {"__doc__": doc})))
 
 
-ReLU, ReLU6, SiLU, Sigmoid, Tanh, Identity = map(
-    _plain, ["ReLU", "ReLU6", "SiLU", "Sigmoid", "Tanh", "Identity"])
+ReLU = _plain("ReLU", "max(0, x).")
+ReLU6 = _plain("ReLU6", "min(max(0, x), 6).")
+SiLU = _plain("SiLU", "x · sigmoid(x), also called swish.")
+Sigmoid = _plain("Sigmoid", "1 / (1 + exp(−x)).")
+Tanh = _plain("Tanh", "Hyperbolic tangent.")
+Identity = _plain("Identity", "Passes its input through unchanged.")
 
 
 @register

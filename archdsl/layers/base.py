@@ -76,7 +76,9 @@ class Layer:
     @classmethod
     def usage(cls) -> str:
         parts = []
-        for f in sorted(dataclasses.fields(cls), key=lambda f: f.kw_only):
+        for f in dataclasses.fields(cls):
+            if f.name == "frozen":  # every layer takes it; the README says so once
+                continue
             if f.default is dataclasses.MISSING:
                 parts.append(f.name)
             else:
@@ -124,8 +126,9 @@ def bind_layer(call) -> Layer:
                 raise ArgumentError("positional argument after a keyword argument",
                                     argument.span, cls.usage())
             if index >= len(positional):
+                given = sum(1 for a in call.arguments if a.keyword is None)
                 raise ArgumentError(f"{cls.dsl_name} takes {len(positional)} positional "
-                                    f"argument{'s' * (len(positional) != 1)}, got more",
+                                    f"argument{'s' * (len(positional) != 1)}, got {given}",
                                     argument.span, cls.usage())
             name = positional[index]
         else:
@@ -211,6 +214,8 @@ def _suggest(word: str, choices) -> str:
 def _literal(value) -> str:
     if isinstance(value, bool):
         return str(value).lower()
+    if value is None:
+        return "none"
     if isinstance(value, str):
         return repr(value)
     return str(value)
