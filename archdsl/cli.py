@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -13,7 +14,7 @@ from .compare import compare as compare_analyses, mlp_baseline, parse_baseline
 from .errors import ArchDSLError
 from .ir import parse_shape
 from .parser import parse, read_text
-from .report import render_analysis, render_comparison
+from .report import render_analysis, render_comparison, render_evaluation
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Describe convolutional networks as text; check shapes, parameters and "
@@ -56,12 +57,16 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_version, i
     """archdsl: a convolutional network as text."""
 
 
+_STDIN_CACHE: dict[str, str] = {}  # spec texts read by load(), so train can save what it used
+
+
 def load(path: str, input=None, batch: int = 1) -> Analysis:
     """Read, parse and analyze a spec; on bad input print file:line:col with a caret, exit 2."""
     text = None
     name = "<stdin>" if path == "-" else path
     try:
         text = sys.stdin.read() if path == "-" else read_text(path)
+        _STDIN_CACHE[path] = text
         return analyze(parse(text, name), input, batch)
     except ArchDSLError as error:
         typer.echo(error.render(text, name), err=True)
@@ -94,3 +99,115 @@ def compare(
             raise typer.BadParameter(str(error), param_hint="--baseline") from None
         analyses.append(mlp_baseline(analyses[0], hidden))
     typer.echo(render_comparison(compare_analyses(analyses), format.value))
+
+
+class Optimizer(str, Enum):
+    sgd = "sgd"
+    adam = "adam"
+    adamw = "adamw"
+
+
+class Scheduler(str, Enum):
+    none = "none"
+    step = "step"
+    cosine = "cosine"
+    onecycle = "onecycle"
+
+
+class Precision(str, Enum):
+    off = "off"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+def _run_or_exit(function, *args, text=None, name="<spec>", **kwargs):
+    """Call the library; a run's error becomes a message and its exit code, never a traceback."""
+    try:
+        return function(*args, **kwargs)
+    except ArchDSLError as error:
+        typer.echo(error.render(text, name), err=True)
+        raise typer.Exit(getattr(error, "exit_code", 2)) from None
+
+
+@app.command()
+def train(
+    spec: SpecArgument,
+    dataset: Annotated[Optional[str], typer.Option(
+        help="fashion-mnist, mnist, cifar10, synthetic, or an ImageFolder directory.")] = None,
+    data_dir: Annotated[Optional[str], typer.Option(help="Where to look for the data first.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Examples per step.")] = None,
+    lr: Annotated[Optional[float], typer.Option(min=0.0, help="Learning rate.")] = None,
+    optimizer: Annotated[Optional[Optimizer], typer.Option()] = None,
+    momentum: Annotated[Optional[float], typer.Option(min=0.0, help="SGD momentum.")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(min=0.0)] = None,
+    scheduler: Annotated[Optional[Scheduler], typer.Option()] = None,
+    label_smoothing: Annotated[Optional[float], typer.Option(min=0.0, max=1.0)] = None,
+    val_split: Annotated[Optional[float], typer.Option(
+        min=0.0, max=0.9, help="Fraction of the training set held out for validation.")] = None,
+    early_stopping: Annotated[Optional[int], typer.Option(
+        min=0, metavar="PATIENCE", help="Stop after this many epochs without a better "
+                                        "validation loss.")] = None,
+    subset: Annotated[Optional[int], typer.Option(
+        min=1, metavar="N", help="Train on the first N training examples.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    amp: Annotated[Optional[Precision], typer.Option(help="Mixed precision.")] = None,
+    compile: Annotated[Optional[bool], typer.Option(
+        "--compile/--no-compile", help="torch.compile the model.")] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    out: Annotated[Optional[str], typer.Option(help="Run directory (default runs/<spec>).")] = None,
+    resume: Annotated[Optional[str], typer.Option(
+        metavar="RUN_DIR", help="Continue a run after its last completed epoch.")] = None,
+    input: InputOption = None,
+):
+    """Train a spec: progress per epoch, checkpoints, metrics and curves in a run directory."""
+    from .train.config import TrainConfig, resumed_config, run_directory
+    from .train.loop import Interrupted, train as run_training
+
+    analysis = load(spec, input)
+    overrides = dict(
+        dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, lr=lr,
+        optimizer=optimizer and optimizer.value, momentum=momentum, weight_decay=weight_decay,
+        scheduler=scheduler and scheduler.value, label_smoothing=label_smoothing,
+        val_split=val_split, early_stopping=early_stopping, subset=subset, device=device,
+        amp=amp and amp.value, compile=compile, seed=seed)
+    if resume is not None:
+        config = _run_or_exit(resumed_config, Path(resume), overrides)
+        out_dir = Path(resume)
+    else:
+        config = TrainConfig().replace(**overrides)
+        out_dir = run_directory(spec, out)
+    try:
+        result = _run_or_exit(run_training, analysis, _spec_text(spec), config, out_dir,
+                              resume=resume is not None)
+    except Interrupted as stop:
+        typer.echo(f"\n{stop}; the last completed epoch is saved in {out_dir}/last.pt\n"
+                   f"resume with: archdsl train {spec} --resume {out_dir}", err=True)
+        raise typer.Exit(130) from None
+    typer.echo(f"run saved in {result.out_dir}")
+
+
+@app.command("eval")
+def evaluate(
+    spec: SpecArgument,
+    checkpoint: Annotated[str, typer.Option(help="A checkpoint, e.g. runs/NAME/best.pt.")],
+    dataset: Annotated[Optional[str], typer.Option(help="Default: the run's dataset.")] = None,
+    data_dir: Annotated[Optional[str], typer.Option()] = None,
+    device: Annotated[str, typer.Option()] = "auto",
+    format: FormatOption = Format.table,
+    input: InputOption = None,
+):
+    """Test accuracy, per-class accuracy and the confusion matrix of a checkpoint."""
+    from .train.loop import evaluate_checkpoint
+
+    analysis = load(spec, input)
+    if not Path(checkpoint).is_file():
+        typer.echo(f"error: checkpoint {checkpoint} does not exist", err=True)
+        raise typer.Exit(2)
+    result = _run_or_exit(evaluate_checkpoint, analysis, Path(checkpoint), dataset=dataset,
+                          data_dir=data_dir, device=device)
+    typer.echo(render_evaluation(result, format.value))
+
+
+def _spec_text(path: str) -> str:
+    return _STDIN_CACHE.get(path) or read_text(path)

@@ -21,6 +21,13 @@ class Span:
         return cls(meta.line, meta.column, meta.end_line, meta.end_column,
                    meta.start_pos, meta.end_pos)
 
+    @classmethod
+    def at(cls, text: str, offset: int, width: int = 1) -> "Span":
+        """`width` characters at `offset` in `text`; lines end at "\\n" only, as in lark."""
+        line = text.count("\n", 0, offset) + 1
+        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        return cls(line, column, line, column + width, offset, offset + width)
+
 
 START = Span(1, 1, 1, 2, 0, 1)
 
@@ -49,19 +56,33 @@ class ArchDSLError(Exception):
         lines = [head]
         text = self.source if text is None else text
         if text is not None:
-            source_lines = text.splitlines() or [""]
+            # Lines end at "\n" only, as lark counts them (splitlines() also splits at \f, \u2028…).
+            source_lines = text.split("\n")
             if span.line <= len(source_lines):
-                source_line = source_lines[span.line - 1]
+                source_line = source_lines[span.line - 1].rstrip("\r")
                 width = (span.end_column - span.column) if span.end_line == span.line else \
                     len(source_line) - span.column + 1
+                # The line's tabs stay in the caret's indent, to keep the caret under its column.
+                indent = "".join(c if c == "\t" else " " for c in source_line[:span.column - 1])
                 lines.append(f"  {source_line}")
-                lines.append("  " + " " * (span.column - 1) + "^" * max(1, width))
+                lines.append(f"  {indent.ljust(span.column - 1)}" + "^" * max(1, width))
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.render(None)
+
+
+class RunError(ArchDSLError):
+    """A failure of a run rather than of the spec's text (data, device, training): no position."""
+
+    exit_code = 2
+
+    def render(self, text: str | None = None, filename: str = "<spec>") -> str:
+        if self.span is not None:
+            return super().render(text, filename)
+        return f"error: {self.message}" + (f"\nhint: {self.hint}" if self.hint else "")
 
 
 class SpecFileError(ArchDSLError):

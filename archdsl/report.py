@@ -93,3 +93,20 @@ def _entry_dict(entry: Entry) -> dict:
     return {"name": data["name"], "input": data["input"], "output": data["output"],
             "totals": data["totals"], "weights_by_type": entry.weights_by_type,
             "params_ratio": entry.params_ratio, "macs_ratio": entry.macs_ratio}
+
+
+def render_evaluation(result: dict, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(result, indent=2, ensure_ascii=False)
+    style = _STYLE[fmt]
+    head = (f"{result['dataset']} test split: accuracy {result['accuracy']:.2%} on "
+            f"{result['examples']:,} images (loss {result['loss']:.4f}), "
+            f"checkpoint {result['checkpoint']} (epoch {result['epoch']})")
+    per_class = tabulate([(name, f"{acc:.2%}") for name, acc in
+                          zip(result["classes"], result["per_class"])],
+                         headers=("class", "accuracy"), tablefmt=style, colalign=("left", "right"))
+    short = [str(i) for i in range(len(result["classes"]))]
+    confusion = tabulate([(f"{i} {name}", *row) for i, (name, row) in
+                          enumerate(zip(result["classes"], result["confusion"]))],
+                         headers=("true \\ predicted", *short), tablefmt=style)
+    return f"{head}\n\n{per_class}\n\n{confusion}"

@@ -1,0 +1,1 @@
+"""Training: datasets, and turning a spec into a trained PyTorch model."""

@@ -1,0 +1,42 @@
+"""Loss, accuracy and the confusion matrix of a model over batches."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    accuracy: float
+    confusion: torch.Tensor  # [true class, predicted class] counts
+
+    @property
+    def per_class(self) -> list[float]:
+        totals = self.confusion.sum(1).clamp(min=1)
+        return (self.confusion.diag() / totals).tolist()
+
+
+@torch.no_grad()
+def evaluate(model, batches, num_classes: int, batch_size: int = 1024, autocast=None,
+             reduce=None) -> Evaluation:
+    """`reduce`, where given, sums the device tensors across processes before they are read."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device if any(True for _ in model.parameters()) else None
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
+    for images, labels in batches(batch_size):
+        with autocast() if autocast else torch.autocast("cpu", enabled=False):
+            outputs = model(images)
+        loss_sum += F.cross_entropy(outputs.float(), labels, reduction="sum").double()
+        confusion += torch.bincount(labels * num_classes + outputs.argmax(1),
+                                    minlength=num_classes * num_classes)
+    if reduce is not None:
+        loss_sum, confusion = reduce(loss_sum), reduce(confusion)
+    model.train(was_training)
+    confusion = confusion.view(num_classes, num_classes).cpu()
+    count = max(1, int(confusion.sum()))
+    return Evaluation(float(loss_sum) / count, float(confusion.diag().sum()) / count, confusion)

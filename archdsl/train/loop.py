@@ -1,0 +1,244 @@
+"""The training loop: data on the device, one seeded permutation per epoch, atomic checkpoints.
+
+Every epoch ends with last.pt (and best.pt when the monitored loss improves), written before the
+metrics, so that a kill at any moment leaves a consistent run that --resume continues exactly.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..analysis import Analysis
+from ..compiler import build
+from ..errors import RunError
+from . import checkpoint
+from .batches import make_batches
+from .config import TrainConfig
+from .data import load_dataset, check_fits
+from .evaluate import Evaluation, evaluate
+from .progress import EpochProgress
+from .setup import autocast_factory, make_optimizer, make_scheduler, pick_device, split_indices
+
+
+class NonFiniteLoss(RunError):
+    exit_code = 1
+
+
+class Interrupted(Exception):
+    """Ctrl-C: raised between steps, after the last completed epoch was saved."""
+
+    def __init__(self, epoch: int, step: int):
+        super().__init__(f"interrupted in epoch {epoch} at step {step}")
+        self.epoch, self.step = epoch, step
+
+
+@dataclass
+class Run:
+    out_dir: Path
+    history: list[dict]
+    test: Evaluation | None
+    classes: list[str]
+
+
+def train(analysis: Analysis, spec_text: str, config: TrainConfig, out_dir: Path, *,
+          resume: bool = False, show_progress: bool = True, echo=print) -> Run:
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    num_classes = analysis.output[0] if len(analysis.output) == 1 else None
+    dataset = load_dataset(config.dataset, config.data_dir, input_shape=analysis.input,
+                           num_classes=num_classes)
+    check_fits(analysis.input, analysis.output, dataset)
+    train_indices, val_indices = split_indices(len(dataset.train), config)
+    channels_last = device.type == "cuda" and len(analysis.input) == 3
+    train_batches = make_batches(dataset.train, train_indices, device, channels_last)
+    val_batches = make_batches(dataset.train, val_indices, device, channels_last) \
+        if val_indices is not None else None
+    test_batches = make_batches(dataset.test, None, device, channels_last)
+
+    model = build(analysis).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    steps_per_epoch = train_batches.batch_count(config.batch_size)
+    optimizer = make_optimizer(config, model)
+    scheduler, per_step = make_scheduler(config, optimizer, steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type) if config.amp == "fp16" else None
+    autocast = autocast_factory(config.amp, device)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    history, best, stale, start = [], math.inf, 0, 1
+    if resume:
+        state = checkpoint.load(out_dir / "last.pt")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        history, best, stale = state["history"], state["best"], state["stale"]
+        start = state["epoch"] + 1
+        checkpoint.restore_rng(state["rng"])
+        echo(f"resuming {out_dir} after epoch {state['epoch']}")
+    (out_dir / "spec.spec").write_text(spec_text)
+    (out_dir / "config.json").write_text(json.dumps(
+        {**config.to_dict(), "device_used": str(device), "torch": torch.__version__,
+         "params": analysis.totals.params, "train_examples": len(train_batches),
+         "val_examples": len(val_batches) if val_batches else 0}, indent=2) + "\n")
+    echo(f"training {analysis.totals.params:,} parameters on {device} with "
+         f"{len(train_batches):,} {dataset.name} images, batch {config.batch_size}, "
+         f"{config.optimizer} lr {config.lr:g}, {config.epochs} epochs")
+
+    forward = torch.compile(model) if config.compile else model
+    progress = EpochProgress(show_progress)
+    sync_every = 1 if device.type == "cpu" else 50
+    with _sigint_flag() as interrupted:
+        for epoch in range(start, config.epochs + 1):
+            record = _train_epoch(forward, train_batches, optimizer, scheduler if per_step else None,
+                                  scaler, autocast, config, epoch, progress, interrupted,
+                                  sync_every, steps_per_epoch)
+            if scheduler is not None and not per_step:
+                scheduler.step()
+            if val_batches is not None:
+                val = evaluate(forward, val_batches, len(dataset.classes), autocast=autocast)
+                record.update(val_loss=val.loss, val_accuracy=val.accuracy)
+            history.append(record)
+            monitored = record["val_loss"] if val_batches is not None else record["train_loss"]
+            improved = monitored < best
+            best, stale = (monitored, 0) if improved else (best, stale + 1)
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict() if scheduler else None,
+                     "epoch": epoch, "history": history, "best": best, "stale": stale,
+                     "rng": checkpoint.rng_state(), "config": config.to_dict()}
+            checkpoint.save_atomically(state, out_dir / "last.pt")
+            if improved:
+                checkpoint.save_atomically(state, out_dir / "best.pt")
+            _write_metrics(history, out_dir / "metrics.jsonl")
+            echo(_epoch_line(record, config.epochs))
+            if config.early_stopping and val_batches is not None and \
+                    stale >= config.early_stopping:
+                echo(f"early stopping: validation loss has not improved for {stale} epochs")
+                break
+    test = None
+    if test_batches is not None:
+        test = evaluate(forward, test_batches, len(dataset.classes), autocast=autocast)
+        echo(f"test accuracy {test.accuracy:.2%} on {len(test_batches):,} images "
+             f"(loss {test.loss:.4f})")
+    from .plot import plot_curves
+    plot_curves(history, out_dir / "curves.png")
+    return Run(out_dir, history, test, dataset.classes)
+
+
+def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, config, epoch,
+                 progress, interrupted, sync_every, steps) -> dict:
+    device = batches.device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    first_bad = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
+    progress.start(f"epoch {epoch}/{config.epochs}", len(batches))
+    started = time.perf_counter()
+    try:
+        for step, (images, labels) in enumerate(batches(config.batch_size, _epoch_seed(config,
+                                                                                      epoch)), 1):
+            with autocast():
+                outputs = forward(images)
+                loss = F.cross_entropy(outputs, labels, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            if step_scheduler is not None:
+                step_scheduler.step()
+            loss = loss.detach().float()
+            # Recorded on the device, read at sync points: the exact step without a sync per step.
+            first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
+            loss_sum += loss * len(labels)
+            correct += (outputs.argmax(1) == labels).sum()
+            seen += len(labels)
+            if step % sync_every == 0 or step == steps:
+                bad = int(first_bad)
+                if bad:
+                    raise NonFiniteLoss(f"the loss became NaN or infinite in epoch {epoch} at step "
+                                        f"{bad}; training stopped",
+                                        hint="lower --lr, add BatchNorm, or check the data; "
+                                             "checkpoints of earlier epochs are untouched")
+                progress.update(seen, float(loss_sum) / seen)
+            if interrupted():
+                raise Interrupted(epoch, step)
+    finally:
+        progress.stop()
+    seconds = time.perf_counter() - started
+    return {"epoch": epoch, "train_loss": float(loss_sum) / seen,
+            "train_accuracy": int(correct) / seen, "val_loss": None, "val_accuracy": None,
+            "seconds": round(seconds, 3), "images_per_s": round(seen / seconds, 1),
+            "lr": optimizer.param_groups[0]["lr"]}
+
+
+def _epoch_seed(config: TrainConfig, epoch: int) -> int:
+    return config.seed * 100_003 + epoch
+
+
+def _epoch_line(record: dict, epochs: int) -> str:
+    line = (f"epoch {record['epoch']}/{epochs}  train loss {record['train_loss']:.4f} "
+            f"acc {record['train_accuracy']:.2%}")
+    if record["val_loss"] is not None:
+        line += f"  val loss {record['val_loss']:.4f} acc {record['val_accuracy']:.2%}"
+    return line + f"  {record['seconds']:.1f} s ({record['images_per_s']:,.0f} img/s)"
+
+
+def _write_metrics(history: list[dict], path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text("".join(json.dumps(record) + "\n" for record in history))
+    temporary.replace(path)
+
+
+@contextlib.contextmanager
+def _sigint_flag():
+    """Turn Ctrl-C into a flag the loop checks between steps; a second Ctrl-C interrupts at once."""
+    pressed = []
+
+    def handler(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(signum)
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield lambda: False
+        return
+    try:
+        yield lambda: bool(pressed)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def evaluate_checkpoint(analysis: Analysis, path: Path, *, dataset: str | None = None,
+                        data_dir: str | None = None, device: str = "auto") -> dict:
+    """Test-split accuracy, per-class accuracy and confusion matrix of a saved model, as data."""
+    state = checkpoint.load(path)
+    saved = state.get("config", {})
+    target = pick_device(device)
+    num_classes = analysis.output[0] if len(analysis.output) == 1 else None
+    data = load_dataset(dataset or saved.get("dataset", "fashion-mnist"),
+                        data_dir or saved.get("data_dir"), input_shape=analysis.input,
+                        num_classes=num_classes)
+    check_fits(analysis.input, analysis.output, data)
+    if data.test is None:
+        raise RunError(f"{data.name} has no test split to evaluate on")
+    model = build(analysis).to(target)
+    model.load_state_dict(state["model"])
+    result = evaluate(model, make_batches(data.test, None, target), len(data.classes))
+    return {"dataset": data.name, "checkpoint": str(path), "epoch": state.get("epoch"),
+            "examples": int(result.confusion.sum()), "loss": result.loss,
+            "accuracy": result.accuracy, "classes": data.classes,
+            "per_class": result.per_class, "confusion": result.confusion.tolist()}
