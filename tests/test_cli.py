@@ -1,6 +1,8 @@
 """The commands through typer's CliRunner: exit codes, golden output, JSON, stdin."""
 import json
 import re
+import subprocess
+import sys
 
 from typer.testing import CliRunner
 
@@ -83,3 +85,14 @@ def test_compare_bad_baseline_exits_2():
 def test_version_and_help():
     assert invoke("--version").stdout.strip() == f"archdsl {__version__}"
     assert invoke("--help").exit_code == 0
+
+
+def test_check_never_imports_torch():
+    code = ("import sys; from archdsl.cli import app; "
+            "sys.argv = ['archdsl', 'check', 'specs/simple_cnn.spec']\n"
+            "try: app()\nexcept SystemExit: pass\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert "206,922" in result.stdout
