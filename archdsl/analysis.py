@@ -60,6 +60,7 @@ class Analysis:
     rows: tuple[Row, ...]
     totals: Totals
     nodes: tuple[Node, ...] = field(repr=False)
+    spec: Spec | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         """The stable JSON form, schema archdsl.analysis/1."""
@@ -90,7 +91,7 @@ def analyze(spec: Spec | str, input: Shape | str | None = None, batch: int = 1) 
         fields[node.name] = (row.rf, row.jump)
         rows.append(row)
     return Analysis(spec.filename, shape, rows[-1].output, tuple(rows), _totals(rows, batch),
-                    nodes)
+                    nodes, spec)
 
 
 def _input_shape(spec: Spec, given) -> Shape:

@@ -14,6 +14,7 @@ from .compare import compare as compare_analyses, mlp_baseline, parse_baseline
 from .errors import ArchDSLError
 from .ir import parse_shape
 from .parser import parse, read_text
+from .train.config import TrainConfig
 from .report import render_analysis, render_comparison, render_evaluation
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -57,17 +58,15 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_version, i
     """archdsl: a convolutional network as text."""
 
 
-_STDIN_CACHE: dict[str, str] = {}  # spec texts read by load(), so train can save what it used
-
-
 def load(path: str, input=None, batch: int = 1) -> Analysis:
     """Read, parse and analyze a spec; on bad input print file:line:col with a caret, exit 2."""
     text = None
     name = "<stdin>" if path == "-" else path
     try:
         text = sys.stdin.read() if path == "-" else read_text(path)
-        _STDIN_CACHE[path] = text
-        return analyze(parse(text, name), input, batch)
+        spec = parse(text, name)
+        TrainConfig.from_spec(spec)  # a bad train(...) block is a spec error, even for check
+        return analyze(spec, input, batch)
     except ArchDSLError as error:
         typer.echo(error.render(text, name), err=True)
         raise typer.Exit(2) from None
@@ -161,7 +160,7 @@ def train(
     input: InputOption = None,
 ):
     """Train a spec: progress per epoch, checkpoints, metrics and curves in a run directory."""
-    from .train.config import TrainConfig, resumed_config, run_directory
+    from .train.config import resumed_config, run_directory
     from .train.loop import Interrupted, train as run_training
 
     analysis = load(spec, input)
@@ -175,10 +174,12 @@ def train(
         config = _run_or_exit(resumed_config, Path(resume), overrides)
         out_dir = Path(resume)
     else:
-        config = TrainConfig().replace(**overrides)
+        source = analysis.spec
+        config = _run_or_exit(TrainConfig.from_spec, source, text=source.text,
+                              name=source.filename).replace(**overrides)
         out_dir = run_directory(spec, out)
     try:
-        result = _run_or_exit(run_training, analysis, _spec_text(spec), config, out_dir,
+        result = _run_or_exit(run_training, analysis, analysis.spec.text, config, out_dir,
                               resume=resume is not None)
     except Interrupted as stop:
         typer.echo(f"\n{stop}; the last completed epoch is saved in {out_dir}/last.pt\n"
@@ -207,7 +208,3 @@ def evaluate(
     result = _run_or_exit(evaluate_checkpoint, analysis, Path(checkpoint), dataset=dataset,
                           data_dir=data_dir, device=device)
     typer.echo(render_evaluation(result, format.value))
-
-
-def _spec_text(path: str) -> str:
-    return _STDIN_CACHE.get(path) or read_text(path)

@@ -8,7 +8,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from .errors import ArchDSLError, Span, SpecFileError, SpecSyntaxError
-from .ir import Argument, Call, Chain, Group, InputDecl, Repeat, Spec, parse_shape
+from .ir import Argument, Call, Chain, Group, InputDecl, Repeat, Spec, TrainDecl, parse_shape
 
 # What to call each terminal when saying what was expected.
 _TERMINAL_WORDS = {
@@ -170,14 +170,21 @@ class _ToSpec(Transformer):
         self.text, self.filename = text, filename
 
     def start(self, meta, children):
-        inputs = [c for c in children if isinstance(c, InputDecl)]
-        if len(inputs) > 1:
-            raise SpecSyntaxError("the input shape is declared twice", inputs[1].span)
-        return Spec(children[-1], inputs[0] if inputs else None, self.text, self.filename)
+        declared = {}
+        for child in children[:-1]:
+            if type(child) in declared:
+                what = "input shape" if isinstance(child, InputDecl) else "train block"
+                raise SpecSyntaxError(f"the {what} is declared twice", child.span)
+            declared[type(child)] = child
+        return Spec(children[-1], declared.get(InputDecl), self.text, self.filename,
+                    declared.get(TrainDecl))
 
     def input_decl(self, meta, children):
         (token,) = children
         return InputDecl(parse_shape(str(token), Span.of(token)), Span.of(meta))
+
+    def train_decl(self, meta, arguments):
+        return TrainDecl(tuple(arguments), Span.of(meta))
 
     def chain(self, meta, steps):
         return Chain(tuple(steps), Span.of(meta))

@@ -116,39 +116,7 @@ def bind_layer(call) -> Layer:
     if cls is None:
         raise UnknownLayerError(f"unknown layer {call.name!r}{_suggest(call.name, _REGISTRY)}",
                                 call.name_span, hint="layers: " + ", ".join(layer_names()))
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    positional = [f.name for f in fields.values() if not f.kw_only]
-    hints = get_type_hints(cls, include_extras=True)
-    values, spans = {}, {}
-    for index, argument in enumerate(call.arguments):
-        if argument.keyword is None:
-            if any(a.keyword for a in call.arguments[:index]):
-                raise ArgumentError("positional argument after a keyword argument",
-                                    argument.span, cls.usage())
-            if index >= len(positional):
-                given = sum(1 for a in call.arguments if a.keyword is None)
-                raise ArgumentError(f"{cls.dsl_name} takes {len(positional)} positional "
-                                    f"argument{'s' * (len(positional) != 1)}, got {given}",
-                                    argument.span, cls.usage())
-            name = positional[index]
-        else:
-            name = argument.keyword
-            if name not in fields and ALIASES.get(name) in fields:
-                name = ALIASES[name]
-            if name not in fields:
-                raise ArgumentError(f"{cls.dsl_name} has no argument {argument.keyword!r}"
-                                    f"{_suggest(argument.keyword, fields)}", argument.span,
-                                    cls.usage())
-        if name in values:
-            raise ArgumentError(f"argument {name!r} of {cls.dsl_name} is given twice",
-                                argument.span, cls.usage())
-        values[name] = _checked_value(cls, name, hints[name], argument)
-        spans[name] = argument.span
-    missing = [name for name, f in fields.items()
-               if f.default is dataclasses.MISSING and name not in values]
-    if missing:
-        raise ArgumentError(f"{cls.dsl_name} is missing its argument {missing[0]!r}",
-                            call.span, cls.usage())
+    values, spans = bind_arguments(cls, cls.dsl_name, cls.usage(), call.arguments, call.span)
     layer = cls(**values)
     try:
         layer.check()
@@ -157,14 +125,51 @@ def bind_layer(call) -> Layer:
     return layer
 
 
-def _checked_value(cls, name, annotation, argument):
+def bind_arguments(cls, title: str, usage: str, arguments, span) -> tuple[dict, dict]:
+    """Match Argument nodes to the fields of dataclass `cls` and check each value against its
+    annotation: (values, spans by field name). Used for layers and for a spec's train block."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    positional = [f.name for f in fields.values() if not f.kw_only]
+    hints = get_type_hints(cls, include_extras=True)
+    values, spans = {}, {}
+    for index, argument in enumerate(arguments):
+        if argument.keyword is None:
+            if any(a.keyword for a in arguments[:index]):
+                raise ArgumentError("positional argument after a keyword argument",
+                                    argument.span, usage)
+            if index >= len(positional):
+                given = sum(1 for a in arguments if a.keyword is None)
+                raise ArgumentError(f"{title} takes {len(positional)} positional "
+                                    f"argument{'s' * (len(positional) != 1)}, got {given}",
+                                    argument.span, usage)
+            name = positional[index]
+        else:
+            name = argument.keyword
+            if name not in fields and ALIASES.get(name) in fields:
+                name = ALIASES[name]
+            if name not in fields:
+                raise ArgumentError(f"{title} has no argument {argument.keyword!r}"
+                                    f"{_suggest(argument.keyword, fields)}", argument.span, usage)
+        if name in values:
+            raise ArgumentError(f"argument {name!r} of {title} is given twice",
+                                argument.span, usage)
+        values[name] = _checked_value(title, usage, name, hints[name], argument)
+        spans[name] = argument.span
+    missing = [name for name, f in fields.items()
+               if f.default is dataclasses.MISSING and name not in values]
+    if missing:
+        raise ArgumentError(f"{title} is missing its argument {missing[0]!r}", span, usage)
+    return values, spans
+
+
+def _checked_value(title, usage, name, annotation, argument):
     value = argument.value
     if _accepts(annotation, value):
         if _base_type(annotation) is float and isinstance(value, int):
             return float(value)
         return value
-    raise ArgumentError(f"{cls.dsl_name}: {name!r} must be {_describe(annotation)}, "
-                        f"got {_literal(value)}", argument.span, cls.usage())
+    raise ArgumentError(f"{title}: {name!r} must be {_describe(annotation)}, "
+                        f"got {_literal(value)}", argument.span, usage)
 
 
 def _accepts(annotation, value) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 from ..errors import RunError
-from ..layers.base import Min, PositiveInt, Probability
+from ..layers.base import bind_arguments, Min, PositiveInt, Probability
 
 PositiveFloat = Annotated[float, Min(1e-300), "a positive number"]
 NonNegativeFloat = Annotated[float, Min(0.0), "a non-negative number"]
@@ -38,6 +38,16 @@ class TrainConfig:
     amp: Literal["off", "bf16", "fp16"] = "off"
     compile: bool = False
     seed: int = 0
+
+    @classmethod
+    def from_spec(cls, spec) -> "TrainConfig":
+        """The defaults, updated by the spec's train(...) block; errors point into the spec."""
+        if spec.training is None:
+            return cls()
+        usage = "train(" + ", ".join(f.name + "=…" for f in dataclasses.fields(cls)) + ")"
+        values, _ = bind_arguments(cls, "train", usage, spec.training.arguments,
+                                   spec.training.span)
+        return cls(**values)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
