@@ -182,8 +182,13 @@ def train(
         result = _run_or_exit(run_training, analysis, analysis.spec.text, config, out_dir,
                               resume=resume is not None)
     except Interrupted as stop:
-        typer.echo(f"\n{stop}; the last completed epoch is saved in {out_dir}/last.pt\n"
-                   f"resume with: archdsl train {spec} --resume {out_dir}", err=True)
+        if (out_dir / "last.pt").exists():
+            spec_path = out_dir / "spec.spec" if spec == "-" else spec
+            typer.echo(f"\n{stop}; the last completed epoch is saved in {out_dir}/last.pt\n"
+                       f"resume with: archdsl train {spec_path} --resume {out_dir}", err=True)
+        else:
+            typer.echo(f"\n{stop}; no epoch was completed, so there is nothing to resume",
+                       err=True)
         raise typer.Exit(130) from None
     typer.echo(f"run saved in {result.out_dir}")
 

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
+
+from ..errors import RunError
 
 
 def save_atomically(state: dict, path: Path) -> None:
@@ -18,7 +21,15 @@ def save_atomically(state: dict, path: Path) -> None:
 
 
 def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint's state, or a RunError (never a traceback) for a file that is not one."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as err:
+        reason = "not a checkpoint of tensors" if isinstance(err, pickle.UnpicklingError) \
+            else (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise RunError(f"cannot read checkpoint {path}: {reason}",
+                       hint="it may be incomplete or damaged; checkpoints are written by "
+                            "`archdsl train` as last.pt and best.pt") from None
 
 
 def rng_state() -> dict:

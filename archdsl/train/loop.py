@@ -76,7 +76,8 @@ def train(analysis: Analysis, spec_text: str, config: TrainConfig, out_dir: Path
     history, best, stale, start = [], math.inf, 0, 1
     if resume:
         state = checkpoint.load(out_dir / "last.pt")
-        model.load_state_dict(state["model"])
+        _load_model(model, state, out_dir / "last.pt")
+        _check_schedule(state, config, scheduler, out_dir)
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
@@ -93,6 +94,8 @@ def train(analysis: Analysis, spec_text: str, config: TrainConfig, out_dir: Path
          f"{len(train_batches):,} {dataset.name} images, batch {config.batch_size}, "
          f"{config.optimizer} lr {config.lr:g}, {config.epochs} epochs")
 
+    if config.early_stopping and val_batches is None:
+        echo("note: --early-stopping watches the validation loss; without --val-split it is off")
     forward = torch.compile(model) if config.compile else model
     progress = EpochProgress(show_progress)
     sync_every = 1 if device.type == "cpu" else 50
@@ -183,6 +186,36 @@ def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, 
             "lr": optimizer.param_groups[0]["lr"]}
 
 
+def _load_model(model, state: dict, path: Path) -> None:
+    """The checkpoint's weights, or a RunError when they belong to a different network."""
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[1:2] or [str(err)]
+        raise RunError(f"{path} does not fit this spec: {first[0].strip()}",
+                       hint="use the spec the run was trained with (its spec.spec)") from None
+
+
+def _check_schedule(state: dict, config: TrainConfig, scheduler, out_dir: Path) -> None:
+    """A resumed run must keep its learning-rate schedule: a schedule planned over the whole run
+    (cosine, onecycle) cannot be stretched to other epochs, batch size or data size mid-way."""
+    saved = state.get("config", {}).get("scheduler", config.scheduler)
+    if saved != config.scheduler:
+        raise RunError(f"cannot resume {out_dir} with --scheduler {config.scheduler}: "
+                       f"it was trained with --scheduler {saved}",
+                       hint="resume without --scheduler, or start a new run")
+    if scheduler is None or state.get("scheduler") is None:
+        return
+    planned, now = state["scheduler"], scheduler.state_dict()
+    for key in ("total_steps", "T_max"):  # OneCycleLR, CosineAnnealingLR
+        if key in planned and planned[key] != now.get(key):
+            raise RunError(f"cannot resume {out_dir} with these options: its {config.scheduler} "
+                           f"schedule was planned for {planned[key]} steps, these options make "
+                           f"it {now.get(key)}",
+                           hint="resume with the run's own --epochs, --batch-size, --subset and "
+                                "--val-split, or start a new run")
+
+
 def _epoch_seed(config: TrainConfig, epoch: int) -> int:
     return config.seed * 100_003 + epoch
 
@@ -236,7 +269,7 @@ def evaluate_checkpoint(analysis: Analysis, path: Path, *, dataset: str | None =
     if data.test is None:
         raise RunError(f"{data.name} has no test split to evaluate on")
     model = build(analysis).to(target)
-    model.load_state_dict(state["model"])
+    _load_model(model, state, path)
     result = evaluate(model, make_batches(data.test, None, target), len(data.classes))
     return {"dataset": data.name, "checkpoint": str(path), "epoch": state.get("epoch"),
             "examples": int(result.confusion.sum()), "loss": result.loss,
