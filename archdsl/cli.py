@@ -13,7 +13,7 @@ from .analysis import Analysis, analyze
 from .compare import compare as compare_analyses, mlp_baseline, parse_baseline
 from .errors import ArchDSLError
 from .ir import parse_shape
-from .parser import parse, read_text
+from .parser import decode, parse, read_text
 from .train.config import TrainConfig
 from .report import render_analysis, render_comparison, render_evaluation
 
@@ -63,7 +63,7 @@ def load(path: str, input=None, batch: int = 1) -> Analysis:
     text = None
     name = "<stdin>" if path == "-" else path
     try:
-        text = sys.stdin.read() if path == "-" else read_text(path)
+        text = decode(sys.stdin.buffer.read()) if path == "-" else read_text(path)
         spec = parse(text, name)
         TrainConfig.from_spec(spec)  # a bad train(...) block is a spec error, even for check
         return analyze(spec, input, batch)

@@ -32,13 +32,14 @@ def _parser() -> Lark:
 
 def parse(text: str, filename: str = "<spec>") -> Spec:
     """Parse spec text. Raises an ArchDSLError subclass, with a span, on any bad input."""
-    if not re.sub(r"#[^\n]*", "", text).strip():
+    # A byte-order mark becomes a space, so that every column stays where it is.
+    source = " " + text[1:] if text.startswith("\ufeff") else text
+    if not re.sub(r"#[^\n]*", "", source).strip():
         raise SpecFileError("spec is empty: expected a network such as "
                             "'input 1x28x28  Conv(16, 3) -> ReLU -> Flatten -> Linear(10)'")
     _check_nesting(text)
     try:
-        # A byte-order mark becomes a space, so that every column stays where it is.
-        tree = _parser().parse(" " + text[1:] if text.startswith("\ufeff") else text)
+        tree = _parser().parse(source)
         return _ToSpec(text, filename).transform(tree)
     except UnexpectedInput as error:
         raise _syntax_error(error, text) from None
@@ -63,6 +64,11 @@ def read_text(path: str) -> str:
         raise SpecFileError("spec path is a directory, not a file") from None
     except OSError as error:
         raise SpecFileError(f"cannot read spec file: {error.strerror}") from None
+    return decode(data)
+
+
+def decode(data: bytes) -> str:
+    """Spec bytes -> text; bytes that are not UTF-8 raise SpecFileError at their position."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -99,7 +105,10 @@ def _syntax_error(error: UnexpectedInput, text: str) -> SpecSyntaxError:
     parser = getattr(error, "interactive_parser", None)
     names = parser.accepts() if parser is not None else \
         getattr(error, "expected", None) or getattr(error, "allowed", None) or ()
-    expected = sorted({_describe_terminal(name) for name in names})
+    # Where a value may come, a name is a keyword or a word such as 'same', not a layer.
+    arguments = "SIGNED_INT" in names
+    expected = sorted({"a name" if name == "NAME" and arguments else _describe_terminal(name)
+                       for name in names})
     message = f"unexpected {found}"
     if expected:
         message += ": expected " + _or_list(expected)
@@ -108,8 +117,8 @@ def _syntax_error(error: UnexpectedInput, text: str) -> SpecSyntaxError:
     if isinstance(error, UnexpectedToken) and "'->'" in expected and \
             error.token.type in ("NAME", "LSQB"):
         hint = "steps are joined by '->'; is one missing before this?"
-    elif isinstance(error, UnexpectedToken) and error.token.type == "INPUT":
-        hint = "the input line comes before the network"
+    elif isinstance(error, UnexpectedToken) and error.token.type in ("INPUT", "TRAIN"):
+        hint = "the input line and the train(...) block come before the network"
     elif isinstance(error, UnexpectedCharacters) and found == "'×'":
         hint = "write shapes with the letter x, as in 1x28x28"
     elif at_end and ("']'" in expected or "')'" in expected):

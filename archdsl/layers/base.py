@@ -164,6 +164,8 @@ def bind_arguments(cls, title: str, usage: str, arguments, span) -> tuple[dict, 
 
 def _checked_value(title, usage, name, annotation, argument):
     value = argument.value
+    if value is None and not _accepts(annotation, None) and _accepts(annotation, "none"):
+        value = "none"  # the word none, where a choice is named 'none' (scheduler, approximate)
     if _accepts(annotation, value):
         if _base_type(annotation) is float and isinstance(value, int):
             return float(value)
@@ -269,5 +271,7 @@ def spatial_input(layer: Layer, shape: Shape) -> tuple[int, tuple[int, ...]]:
         kind = "a flat" if len(shape) == 1 else f"a {len(shape)}-axis"
         raise ShapeError(f"{layer.dsl_name} needs a channels×height×width input, got {kind} "
                          f"input {format_shape(shape)}",
-                         hint="a layer after Flatten or Linear has lost its spatial axes")
+                         hint="Flatten, Linear and GlobalAvgPool leave a flat shape; a spatial "
+                              "input is written CxHxW, e.g. 1x28x28" if len(shape) == 1 else
+                         "at most 3 spatial axes are supported: C×D×H×W")
     return shape[0], shape[1:]

@@ -1,17 +1,59 @@
-"""Convolution: the shape rule ⌊(W + 2P − D(F−1) − 1)/S⌋ + 1, next to its weights."""
+"""Convolution, ⌊(W + 2P − D(F−1) − 1)/S⌋ + 1, and transposed convolution,
+(W − 1)S − 2P + D(F−1) + OP + 1: each shape rule next to its weights."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated, Union
 
 from ..errors import ArgumentError, ShapeError
-from .base import (Layer, Padding, PositiveInt, Shape, Size, format_shape, format_size, per_axis,
-                   register, spatial_input, window_output)
+from .base import (Layer, Min, Padding, PositiveInt, Shape, Size, format_shape, format_size,
+                   numel, per_axis, register, spatial_input, window_output)
+
+NonNegativeSize = Annotated[Union[int, tuple[int, ...]], Min(0),
+                            "a non-negative integer or a tuple such as (0, 1)"]
+
+
+class _Convolution(Layer):
+    """Shared by Conv and ConvTranspose: the same arguments, read per spatial axis."""
+
+    def check(self) -> None:
+        if self.out % self.groups:
+            raise ArgumentError(f"{self.dsl_name}: out channels {self.out} are not divisible by "
+                                f"groups {self.groups}", argument="groups")
+
+    def _geometry(self, shape: Shape):
+        channels, spatial = spatial_input(self, shape)
+        if channels % self.groups:
+            raise ShapeError(f"{self.dsl_name}: input channels {channels} are not divisible by "
+                             f"groups {self.groups}")
+        axes = len(spatial)
+        kernel = per_axis(self.kernel, axes, "kernel")
+        stride = per_axis(self.stride, axes, "stride")
+        dilation = per_axis(self.dilation, axes, "dilation")
+        padding = (0,) * axes if self.padding in ("same", "valid") else \
+            per_axis(self.padding, axes, "padding")
+        return channels, spatial, kernel, stride, padding, dilation
+
+    def describe(self, shape: Shape) -> str:
+        channels, spatial, kernel, stride, padding, dilation = self._geometry(shape)
+        pad = repr(self.padding) if isinstance(self.padding, str) else format_size(padding)
+        text = (f"{self.dsl_name}{len(spatial)}d({channels}→{self.out}, k={format_size(kernel)}, "
+                f"s={format_size(stride)}, p={pad}")
+        output_padding = per_axis(getattr(self, "output_padding", 0), len(spatial),
+                                  "output_padding")
+        if set(output_padding) != {0}:
+            text += f", op={format_size(output_padding)}"
+        if set(dilation) != {1}:
+            text += f", d={format_size(dilation)}"
+        if self.groups != 1:
+            text += f", g={self.groups}"
+        return text + (")" if self.bias else ", bias=false)")
 
 
 @register
 @dataclass(frozen=True)
-class Conv(Layer):
+class Conv(_Convolution):
     """Convolution over 1, 2 or 3 spatial axes, chosen by the input's rank (Conv1d/2d/3d)."""
 
     out: PositiveInt
@@ -23,26 +65,11 @@ class Conv(Layer):
     bias: bool = True
 
     def check(self) -> None:
-        if self.out % self.groups:
-            raise ArgumentError(f"Conv: out channels {self.out} are not divisible by groups "
-                                f"{self.groups}", argument="groups")
+        super().check()
         strides = self.stride if isinstance(self.stride, tuple) else (self.stride,)
         if self.padding == "same" and any(s != 1 for s in strides):
             raise ArgumentError("Conv: padding='same' needs stride 1 (PyTorch refuses it "
                                 "otherwise)", argument="padding")
-
-    def _geometry(self, shape: Shape):
-        channels, spatial = spatial_input(self, shape)
-        if channels % self.groups:
-            raise ShapeError(f"Conv: input channels {channels} are not divisible by groups "
-                             f"{self.groups}")
-        axes = len(spatial)
-        kernel = per_axis(self.kernel, axes, "kernel")
-        stride = per_axis(self.stride, axes, "stride")
-        dilation = per_axis(self.dilation, axes, "dilation")
-        padding = (0,) * axes if self.padding in ("same", "valid") else \
-            per_axis(self.padding, axes, "padding")
-        return channels, spatial, kernel, stride, padding, dilation
 
     def output_shape(self, shape: Shape) -> Shape:
         channels, spatial, kernel, stride, padding, dilation = self._geometry(shape)
@@ -53,7 +80,7 @@ class Conv(Layer):
         if min(sizes) < 1:
             extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
             padded = tuple(n + 2 * p for n, p in zip(spatial, padding))
-            raise ShapeError(f"Conv: output would be {format_shape(sizes)}: the kernel spans "
+            raise ShapeError(f"Conv: output would be {format_shape(max(0, n) for n in sizes)}: the kernel spans "
                              f"{format_shape(extent)} but the padded input is "
                              f"{format_shape(padded)}",
                              hint="use padding, a smaller kernel or dilation, or a larger input")
@@ -72,20 +99,75 @@ class Conv(Layer):
         _, _, kernel, stride, _, dilation = self._geometry(shape)
         return tuple((d * (k - 1) + 1, s) for k, s, d in zip(kernel, stride, dilation))
 
-    def describe(self, shape: Shape) -> str:
-        channels, spatial, kernel, stride, padding, dilation = self._geometry(shape)
-        pad = repr(self.padding) if isinstance(self.padding, str) else format_size(padding)
-        text = (f"Conv{len(spatial)}d({channels}→{self.out}, k={format_size(kernel)}, "
-                f"s={format_size(stride)}, p={pad}")
-        if set(dilation) != {1}:
-            text += f", d={format_size(dilation)}"
-        if self.groups != 1:
-            text += f", g={self.groups}"
-        return text + (")" if self.bias else ", bias=false)")
-
     def build(self, shape: Shape):
         from torch import nn
         channels, spatial, kernel, stride, padding, dilation = self._geometry(shape)
         conv = getattr(nn, f"Conv{len(spatial)}d")
         pad = self.padding if isinstance(self.padding, str) else padding
         return conv(channels, self.out, kernel, stride, pad, dilation, self.groups, self.bias)
+
+
+@register
+@dataclass(frozen=True)
+class ConvTranspose(_Convolution):
+    """Transposed convolution over 1, 2 or 3 spatial axes (ConvTranspose1d/2d/3d): each input
+    element spreads a kernel-sized window onto an output S times as large, less 2P, plus OP."""
+
+    out: PositiveInt
+    kernel: Size
+    stride: Size = 1
+    padding: NonNegativeSize = 0
+    output_padding: NonNegativeSize = 0
+    groups: PositiveInt = 1
+    bias: bool = True
+    dilation: Size = 1
+
+    def check(self) -> None:
+        super().check()
+        values = (self.output_padding, self.stride, self.dilation)
+        lengths = {len(v) for v in values if isinstance(v, tuple)}
+        if len(lengths) > 1:
+            return  # per_axis names the mismatch once the input's rank is known
+        axes = lengths.pop() if lengths else 1
+        for op, s, d in zip(*(per_axis(v, axes, "") for v in values)):
+            # PyTorch's rule, per axis: smaller than the stride or than the dilation.
+            if op >= s and op >= d:
+                raise ArgumentError(f"ConvTranspose: output_padding {op} must be smaller than "
+                                    f"the stride {s} or the dilation {d} (PyTorch refuses it "
+                                    "otherwise)", argument="output_padding")
+
+    def output_shape(self, shape: Shape) -> Shape:
+        _, spatial, kernel, stride, padding, dilation = self._geometry(shape)
+        output_padding = per_axis(self.output_padding, len(spatial), "output_padding")
+        spread = tuple((n - 1) * s + d * (k - 1) + op + 1 for n, k, s, d, op
+                       in zip(spatial, kernel, stride, dilation, output_padding))
+        sizes = tuple(n - 2 * p for n, p in zip(spread, padding))
+        if min(sizes) < 1:
+            trimmed = tuple(2 * p for p in padding)
+            raise ShapeError(f"ConvTranspose: output would be {format_shape(max(0, n) for n in sizes)}: padding "
+                             f"{format_size(padding)} trims {format_size(trimmed)} from the "
+                             f"{format_shape(spread)} the kernel spreads the input over",
+                             hint="use less padding, a larger kernel or stride, or a larger input")
+        return (self.out, *sizes)
+
+    def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
+        channels, _, kernel, *_ = self._geometry(shape)
+        weights = {"weight": (channels, self.out // self.groups, *kernel)}
+        return {**weights, "bias": (self.out,)} if self.bias else weights
+
+    def macs(self, shape: Shape, out: Shape) -> int:
+        # torchvision/fvcore: each input element is multiplied into out/groups kernel windows.
+        _, _, kernel, *_ = self._geometry(shape)
+        return numel(shape) * (self.out // self.groups) * math.prod(kernel)
+
+    def receptive_field(self, shape: Shape):
+        # An output sees a varying number of inputs (stride-phase dependent): not one window.
+        return None
+
+    def build(self, shape: Shape):
+        from torch import nn
+        channels, spatial, kernel, stride, padding, dilation = self._geometry(shape)
+        conv = getattr(nn, f"ConvTranspose{len(spatial)}d")
+        output_padding = per_axis(self.output_padding, len(spatial), "output_padding")
+        return conv(channels, self.out, kernel, stride, padding, output_padding, self.groups,
+                    self.bias, dilation)

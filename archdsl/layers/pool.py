@@ -34,7 +34,7 @@ class _WindowPool(Layer):
         sizes = tuple(window_output(n, k, s, p, d, self.ceil_mode)
                       for n, k, s, p, d in zip(spatial, kernel, stride, padding, dilation))
         if min(sizes) < 1:
-            raise ShapeError(f"{self.dsl_name}: output would be {format_shape(sizes)}: the "
+            raise ShapeError(f"{self.dsl_name}: output would be {format_shape(max(0, n) for n in sizes)}: the "
                              f"window {format_size(kernel)} is larger than the input "
                              f"{format_shape(spatial)}",
                              hint="pool less often, use padding, or a larger input")

@@ -44,6 +44,40 @@ CASES = [
     ("Conv(4, 3, p=1)", (2, 6, 8, 8)),
     ("Conv(4, (1, 3, 3), s=(1, 2, 2), p=(0, 1, 1))", (2, 5, 9, 9)),
     ("Conv(4, 3, p='same')", (2, 4, 5, 6)),
+    # ConvTranspose: U-Net's k=2 s=2, k=3 s=2 p=1 op=1, op below dilation, groups, rectangular.
+    ("ConvTranspose(512, 2, s=2)", (1024, 4, 4)),
+    ("ConvTranspose(8, 3)", (4, 5, 5)),
+    ("ConvTranspose(8, 3, s=2, p=1, output_padding=1)", (4, 7, 7)),
+    ("ConvTranspose(8, 4, s=2, p=1)", (4, 6, 6)),
+    ("ConvTranspose(8, 3, s=3, p=2, output_padding=2)", (4, 5, 5)),
+    ("ConvTranspose(8, 3, d=2, p=1)", (4, 6, 6)),
+    ("ConvTranspose(8, 3, s=1, d=3, output_padding=2)", (4, 5, 5)),
+    ("ConvTranspose(8, 3, s=2, d=3, output_padding=2, p=2)", (4, 5, 5)),
+    ("ConvTranspose(8, 3, s=2, p=1, output_padding=1, g=2)", (4, 5, 5)),
+    ("ConvTranspose(12, 3, g=4, bias=false)", (8, 5, 5)),
+    ("ConvTranspose(16, 3, s=2, p=1, groups=16)", (16, 4, 4)),
+    ("ConvTranspose(8, (2, 3), s=(2, 1), p=(0, 1))", (4, 5, 7)),
+    ("ConvTranspose(8, (3, 1), s=(2, 1), d=(1, 2), output_padding=(1, 1), p=(1, 0))", (4, 5, 6)),
+    ("ConvTranspose(8, 1, p=1)", (4, 3, 3)),
+    ("ConvTranspose(8, 2, s=2, bias=false)", (4, 5, 5)),
+    # ConvTranspose, 1-D and 3-D.
+    ("ConvTranspose(8, 4, s=2, p=1)", (4, 25)),
+    ("ConvTranspose(6, 3, s=2, output_padding=1, g=3)", (3, 9)),
+    ("ConvTranspose(4, 2, s=2)", (8, 3, 4, 5)),
+    ("ConvTranspose(4, 3, s=(1, 2, 2), p=1, output_padding=(0, 1, 1), bias=false)",
+     (2, 3, 4, 4)),
+    # Upsample: nearest at every rank, each interpolating mode at its rank, tuple scales.
+    ("Upsample", (3, 8, 8)),
+    ("Upsample(3)", (3, 5)),
+    ("Upsample((1, 2, 2))", (2, 3, 4, 5)),
+    ("Upsample(scale=(2, 3), mode='nearest')", (3, 4, 5)),
+    ("Upsample(2, mode='linear')", (3, 7)),
+    ("Upsample(2, mode='bilinear')", (3, 5, 6)),
+    ("Upsample((2, 4), mode='bilinear')", (3, 5, 6)),
+    ("Upsample(2, mode='bicubic')", (3, 5, 6)),
+    ("Upsample((3, 1), mode='bicubic')", (3, 5, 6)),
+    ("Upsample(2, mode='trilinear')", (2, 3, 4, 5)),
+    ("Upsample((1, 2, 3), mode='trilinear')", (2, 3, 4, 5)),
     # MaxPool: floor and ceil_mode (incl. windows PyTorch drops), padding, dilation, rectangular.
     ("MaxPool(2)", (3, 28, 28)),
     ("MaxPool(2)", (3, 7, 7)),
@@ -135,6 +169,33 @@ BAD_CASES = [
     ("Conv(6, 3, g=4)", (4, 8, 8), lambda: nn.Conv2d(4, 6, 3, groups=4)),
     ("Conv(8, 3, g=3)", (4, 8, 8), lambda: nn.Conv2d(4, 8, 3, groups=3)),
     ("Conv(8, 3, p=(1, 1))", (1, 10), lambda: nn.Conv1d(1, 8, 3, padding=(1, 1))),
+    ("ConvTranspose(8, 3, s=2, output_padding=2)", (4, 5, 5),
+     lambda: nn.ConvTranspose2d(4, 8, 3, 2, output_padding=2)),
+    ("ConvTranspose(8, 3, output_padding=1)", (4, 5, 5),
+     lambda: nn.ConvTranspose2d(4, 8, 3, output_padding=1)),
+    ("ConvTranspose(8, 3, d=2, output_padding=2)", (4, 5, 5),
+     lambda: nn.ConvTranspose2d(4, 8, 3, output_padding=2, dilation=2)),
+    ("ConvTranspose(8, 3, s=2, d=3, output_padding=3)", (4, 5, 5),
+     lambda: nn.ConvTranspose2d(4, 8, 3, 2, output_padding=3, dilation=3)),
+    ("ConvTranspose(8, 3, s=(2, 1), output_padding=1)", (4, 5, 5),
+     lambda: nn.ConvTranspose2d(4, 8, 3, (2, 1), output_padding=1)),
+    ("ConvTranspose(8, 3, s=2, output_padding=2)", (4, 9),
+     lambda: nn.ConvTranspose1d(4, 8, 3, 2, output_padding=2)),
+    ("ConvTranspose(6, 3, g=4)", (4, 5, 5), lambda: nn.ConvTranspose2d(4, 6, 3, groups=4)),
+    ("ConvTranspose(8, 3, g=4)", (6, 5, 5), lambda: nn.ConvTranspose2d(6, 8, 3, groups=4)),
+    ("ConvTranspose(8, 1, p=3)", (4, 2, 2), lambda: nn.ConvTranspose2d(4, 8, 1, padding=3)),
+    ("ConvTranspose(8, (1, 3), p=(2, 0))", (4, 2, 5),
+     lambda: nn.ConvTranspose2d(4, 8, (1, 3), padding=(2, 0))),
+    ("ConvTranspose(8, 2, s=2, output_padding=(1, 1))", (4, 9),
+     lambda: nn.ConvTranspose1d(4, 8, 2, 2, output_padding=(1, 1))),
+    ("Upsample(2, mode='linear')", (3, 4, 5), lambda: nn.Upsample(scale_factor=2, mode="linear")),
+    ("Upsample(2, mode='bilinear')", (3, 5), lambda: nn.Upsample(scale_factor=2, mode="bilinear")),
+    ("Upsample(2, mode='bilinear')", (3, 2, 4, 5),
+     lambda: nn.Upsample(scale_factor=2, mode="bilinear")),
+    ("Upsample(2, mode='bicubic')", (3, 5), lambda: nn.Upsample(scale_factor=2, mode="bicubic")),
+    ("Upsample(2, mode='trilinear')", (3, 4, 5),
+     lambda: nn.Upsample(scale_factor=2, mode="trilinear")),
+    ("Upsample((2, 3))", (3, 4, 5, 6), lambda: nn.Upsample(scale_factor=(2, 3))),
     ("AdaptiveAvgPool((2, 2, 2))", (1, 8, 8), lambda: nn.AdaptiveAvgPool2d((2, 2, 2))),
     ("Softmax(dim=2)", (10,), lambda: nn.Softmax(dim=2)),
     ("BatchNorm", (1, 2, 2, 2, 2), lambda: nn.BatchNorm3d(1)),
@@ -156,13 +217,16 @@ def run(module, shape):
     """Forward a batch in eval mode: (output, MACs per example, child name -> output shape).
 
     MACs come from the modules' own attributes: conv = output elements × in/groups × kernel
-    volume, linear = in × out, everything else 0.
+    volume, transposed conv = input elements × out/groups × kernel volume, linear = in × out,
+    everything else 0.
     """
     macs, shapes = 0, {}
 
     def count(m, inputs, out):
         nonlocal macs
-        if isinstance(m, nn.modules.conv._ConvNd):
+        if isinstance(m, nn.modules.conv._ConvTransposeNd):  # each input element × its windows
+            macs += inputs[0][0].numel() * (m.out_channels // m.groups) * math.prod(m.kernel_size)
+        elif isinstance(m, nn.modules.conv._ConvNd):
             macs += out[0].numel() * (m.in_channels // m.groups) * math.prod(m.kernel_size)
         elif isinstance(m, nn.Linear):
             macs += m.in_features * m.out_features
@@ -206,7 +270,8 @@ def test_layer_matches_torch(call, shape):
     assert row.macs == macs
 
 
-WINDOWS = [c for c in CASES if c[0].startswith(("Conv", "MaxPool", "AvgPool"))]
+WINDOWS = [c for c in CASES if c[0].startswith(("Conv(", "MaxPool", "AvgPool"))]
+NO_WINDOW = [c for c in CASES if c[0].startswith(("ConvTranspose", "Upsample"))]
 
 
 @pytest.mark.parametrize("call, shape", WINDOWS, ids=[case_id(*c) for c in WINDOWS])
@@ -223,6 +288,39 @@ def test_receptive_field_matches_torch(call, shape):
     extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
     assert layer.receptive_field(shape) == tuple(zip(extent, stride))
     assert (row.rf, row.jump) == (extent, stride)
+
+
+@pytest.mark.parametrize("call, shape", NO_WINDOW, ids=[case_id(*c) for c in NO_WINDOW])
+def test_no_single_window_no_receptive_field(call, shape):
+    layer, row = analyze_call(call, shape)
+    assert layer.receptive_field(shape) is None
+    assert (row.rf, row.jump) == (None, None)
+
+
+@pytest.mark.parametrize("call, shape, text", [
+    ("ConvTranspose(512, 2, s=2)", (1024, 4, 4), "ConvTranspose2d(1024→512, k=2, s=2, p=0)"),
+    ("ConvTranspose(8, 3, s=2, p=1, output_padding=1, g=2, bias=false)", (4, 5, 5),
+     "ConvTranspose2d(4→8, k=3, s=2, p=1, op=1, g=2, bias=false)"),
+    ("ConvTranspose(8, (3, 1), s=(2, 1), d=(1, 2), output_padding=(1, 1))", (4, 5, 6),
+     "ConvTranspose2d(4→8, k=(3, 1), s=(2, 1), p=0, op=1, d=(1, 2))"),
+    ("Conv(8, 3, p='same', d=2)", (4, 5, 6), "Conv2d(4→8, k=3, s=1, p='same', d=2)"),
+    ("Upsample", (3, 8, 8), "Upsample2d(×2, nearest)"),
+    ("Upsample((1, 2, 3), mode='trilinear')", (2, 3, 4, 5), "Upsample3d(×(1, 2, 3), trilinear)"),
+])
+def test_describe(call, shape, text):
+    assert analyze_call(call, shape)[1].layer == text
+
+
+@pytest.mark.parametrize("call, shape, message", [
+    ("ConvTranspose(8, 3, s=2, output_padding=2)", (4, 5, 5),
+     "output_padding 2 must be smaller than the stride 2 or the dilation 1"),
+    ("ConvTranspose(8, 1, p=3)", (4, 2, 2), "output would be 0×0"),
+    ("ConvTranspose(8, 3, g=4)", (6, 5, 5), "input channels 6 are not divisible by groups 4"),
+    ("Upsample(2, mode='bilinear')", (3, 5), "mode 'bilinear' needs 2 spatial axes"),
+])
+def test_refusals_say_why(call, shape, message):
+    with pytest.raises(archdsl.ArchDSLError, match=message):
+        analyze_call(call, shape)
 
 
 @pytest.mark.parametrize("call, shape, torch_module", BAD_CASES,

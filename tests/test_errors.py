@@ -1,0 +1,175 @@
+"""Bad input through `archdsl check`: exit 2, `file:line:col: message`, the line, a caret.
+
+Each file in tests/data/bad/ is one bad spec that states its own expectation in its first
+line, and optionally a hint in its second; both lines count in the position:
+
+    # expect: 4:21 unexpected end of spec: expected ']'
+    # hint: the '[' at line 4, column 1 is never closed
+
+The cases a file cannot hold (an empty file, bytes that are not UTF-8, a missing file,
+standard input, a bad --input) are the tests below the corpus.
+"""
+import inspect
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from archdsl.cli import app
+from conftest import ROOT
+
+CORPUS = sorted((ROOT / "tests" / "data" / "bad").glob("*.spec"))
+EXPECT = re.compile(r"# expect: (\d+):(\d+) (.+)")
+HINT = re.compile(r"# hint: (.+)")
+
+
+def _runner() -> CliRunner:
+    # Click before 8.2 mixes stderr into stdout unless told not to; later ones keep them apart.
+    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
+        return CliRunner(mix_stderr=False)
+    return CliRunner()
+
+
+def check(*args: str, input: str | bytes | None = None):
+    return _runner().invoke(app, ["check", *args], input=input)
+
+
+def assert_error(result, name: str, line: int, column: int, message: str,
+                 text: str | None = None, hint: str | None = None) -> None:
+    """Exit 2 and nothing on stdout; stderr starts `name:line:col: ` and carries `message`;
+    with the spec's `text`, the offending line follows and a caret sits under `column`."""
+    assert isinstance(result.exception, (SystemExit, type(None))), result.exc_info
+    assert "Traceback" not in result.output and "Traceback" not in result.stderr
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    lines = result.stderr.split("\n")
+    assert lines[0].startswith(f"{name}:{line}:{column}: "), result.stderr
+    assert message in lines[0], result.stderr
+    if text is not None:
+        source = text.split("\n")[line - 1].rstrip("\r")
+        assert lines[1] == f"  {source}", result.stderr
+        indent = "".join(c if c == "\t" else " " for c in source[:column - 1])
+        assert re.fullmatch(re.escape(f"  {indent}") + r"\^+", lines[2]), result.stderr
+    if hint is not None:
+        assert any(hint in line for line in lines if line.startswith("hint: ")), result.stderr
+
+
+def test_the_corpus_is_there():
+    # tests/data/bad holds one file per case; an empty glob would pass every test below.
+    assert len(CORPUS) >= 40
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda path: path.stem)
+def test_bad_spec(path):
+    text = path.read_text(encoding="utf-8")
+    header = text.split("\n")
+    expect = EXPECT.fullmatch(header[0])
+    assert expect, f"{path.name}: the first line must be '# expect: LINE:COL message'"
+    hint = HINT.fullmatch(header[1])
+    line, column, message = int(expect[1]), int(expect[2]), expect[3]
+    assert_error(check(str(path)), str(path), line, column, message, text,
+                 hint[1] if hint else None)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n   \n", "\ufeff# only a byte-order mark\n"],
+                         ids=["empty", "blank", "bom"])
+def test_empty_file(tmp_path, text):
+    path = tmp_path / "empty.spec"
+    path.write_text(text, encoding="utf-8")
+    assert_error(check(str(path)), str(path), 1, 1, "spec is empty", text)
+
+
+def test_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "latin1.spec"
+    path.write_bytes(b"input 1x28x28\n# caf\xe9 au lait\nConv(8, 3)\n")
+    # The source line is shown with U+FFFD where the bad byte was.
+    assert_error(check(str(path)), str(path), 2, 6, "spec is not UTF-8 text: byte 0xe9",
+                 "input 1x28x28\n# caf\ufffd au lait\n")
+
+
+def test_file_that_does_not_exist(tmp_path):
+    path = tmp_path / "nowhere.spec"
+    assert_error(check(str(path)), str(path), 1, 1, "spec file does not exist")
+
+
+def test_a_directory(tmp_path):
+    assert_error(check(str(tmp_path)), str(tmp_path), 1, 1, "is a directory")
+
+
+@pytest.mark.parametrize("text, line, column, message", [
+    ("input 1x28x28\nConv(16, 3\n", 2, 11, "unexpected end of spec: expected ')' or ','"),
+    ("input 1x28x28\nConv2(16, 3)\n", 2, 1, "unknown layer 'Conv2' (did you mean 'Conv'?)"),
+    ("Flatten -> Linear(10)\n", 1, 1, "the spec declares no input shape"),
+    ("", 1, 1, "spec is empty"),
+], ids=["syntax", "layer", "no-input", "empty"])
+def test_stdin(text, line, column, message):
+    assert_error(check("-", input=text), "<stdin>", line, column, message, text)
+
+
+def test_stdin_that_is_not_utf8():
+    result = check("-", input=b"input 1x28x28\n# caf\xe9\nConv(8, 3)\n")
+    assert_error(result, "<stdin>", 2, 6, "not UTF-8")
+
+
+@pytest.mark.parametrize("shape, message", [
+    ("1xfoo", "input shape must look like 1x28x28 or 784, got '1xfoo'"),
+    ("1x0x28", "input sizes must be positive, got 1x0x28"),
+    ("28x28x", "input shape must look like 1x28x28 or 784"),
+    ("", "input shape must look like 1x28x28 or 784"),
+    ("1x\u00b2", "input shape must look like 1x28x28 or 784"),  # '²'.isdigit(), yet int() refuses
+    ("1x" + "9" * 40, "input shape is too large"),
+])
+def test_malformed_input_option(shape, message):
+    result = check(str(ROOT / "specs" / "mlp.spec"), "--input", shape)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    # typer may draw the error in a box and wrap it: compare the words only.
+    words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stderr).split())
+    assert "Invalid value for '--input'" in words and message in words, result.stderr
+
+
+def test_tab_indented_line_keeps_the_caret_under_its_column(tmp_path):
+    text = "input 1x28x28\n\tConv(16, 3.5)\n"
+    path = tmp_path / "tab.spec"
+    path.write_text(text, encoding="utf-8")
+    assert_error(check(str(path)), str(path), 2, 11, "'kernel' must be", text)
+    assert check(str(path)).stderr.split("\n")[2] == "  \t" + " " * 9 + "^^^"
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\x0c", "\x1c", "\r"])
+def test_lines_are_counted_at_newlines_only(tmp_path, separator):
+    # lark counts lines at "\n" only; the caret must show the line lark means, not the one
+    # str.splitlines() would find.
+    text = f"input 1x28x28\n# one{separator}comment\nConv(16, 0)\n"
+    path = tmp_path / "separator.spec"
+    path.write_bytes(text.encode("utf-8"))
+    assert_error(check(str(path)), str(path), 3, 10, "'kernel' must be", text)
+
+
+def test_windows_line_endings(tmp_path):
+    text = "input 1x28x28\r\nConv(16, 0)\r\n"
+    path = tmp_path / "crlf.spec"
+    path.write_bytes(text.encode("utf-8"))
+    assert_error(check(str(path)), str(path), 2, 10, "'kernel' must be", text)
+
+
+def test_byte_order_mark_is_not_an_error(tmp_path):
+    path = tmp_path / "bom.spec"
+    path.write_bytes("\ufeffinput 1x28x28\nFlatten -> Linear(10)\n".encode("utf-8"))
+    result = check(str(path))
+    assert result.exit_code == 0, result.output
+    bad = tmp_path / "bom_bad.spec"
+    bad.write_bytes("\ufeffinput 1x28x28\nConv(16, 0)\n".encode("utf-8"))
+    assert_error(check(str(bad)), str(bad), 2, 10, "'kernel' must be")
+
+
+def test_the_word_none_names_a_choice(tmp_path):
+    # `none` is None where an argument may be None (MaxPool's stride), and the choice 'none'
+    # where there is one: it was refused with "must be one of 'none', ..., got none".
+    path = tmp_path / "none.spec"
+    path.write_text("input 1x28x28\ntrain(scheduler=none)\n"
+                    "MaxPool(2, stride=none) -> GELU(approximate=none) -> Flatten -> Linear(10)\n",
+                    encoding="utf-8")
+    result = check(str(path))
+    assert result.exit_code == 0, result.output
