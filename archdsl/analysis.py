@@ -8,7 +8,8 @@ import math
 from dataclasses import dataclass, field
 
 from .errors import ArchDSLError, InputShapeError, START
-from .ir import INPUT, Node, Spec, lower, parse_shape
+from .ir import INPUT, Node, Spec, parse_shape
+from .lowering import lower
 from .layers import Shape
 
 SCHEMA = "archdsl.analysis/1"
@@ -23,7 +24,7 @@ class Row:
     type: str
     layer: str
     args: dict
-    input: Shape
+    input: Shape  # the first input's shape; input_shapes has every input's
     output: Shape
     params: int
     weights: int
@@ -33,6 +34,8 @@ class Row:
     macs: int
     rf: tuple[int, ...] | None
     jump: tuple[int, ...] | None
+    inputs: tuple[str, ...]  # the rows (or "input") this layer reads
+    input_shapes: tuple[Shape, ...] = field(repr=False)
     parameter_shapes: dict[str, Shape] = field(repr=False)
     buffer_shapes: dict[str, Shape] = field(repr=False)
 
@@ -106,28 +109,33 @@ def _input_shape(spec: Spec, given) -> Shape:
 
 
 def _analyze_node(node: Node, shapes, fields) -> Row:
-    (source,) = node.inputs
-    shape, layer = shapes[source], node.layer
-    out = layer.output_shape(shape)
-    parameters = layer.parameter_shapes(shape)
-    buffers = layer.buffer_shapes(shape)
+    inputs = tuple(shapes[source] for source in node.inputs)
+    layer = node.layer
+    out = layer.output_shape(*inputs)
+    parameters = layer.parameter_shapes(*inputs)
+    buffers = layer.buffer_shapes(*inputs)
     counts = {name: math.prod(s) for name, s in parameters.items()}
     params = sum(counts.values())
     biases = sum(n for name, n in counts.items() if name == "bias")
-    rf, jump = _receptive_field(layer.receptive_field(shape), *fields[source])
+    rf, jump = _receptive_field(layer.receptive_field(*inputs),
+                                [fields[source] for source in node.inputs])
     return Row(
-        name=node.name, type=layer.dsl_name, layer=layer.describe(shape),
-        args={k: v for k, v in vars(layer).items()}, input=shape, output=out,
+        name=node.name, type=layer.dsl_name, layer=layer.describe(*inputs),
+        args={k: v for k, v in vars(layer).items()}, input=inputs[0], output=out,
         params=params, weights=params - biases, biases=biases,
         trainable=0 if layer.frozen else params,
-        buffers=sum(math.prod(s) for s in buffers.values()), macs=layer.macs(shape, out),
-        rf=rf, jump=jump, parameter_shapes=parameters, buffer_shapes=buffers)
+        buffers=sum(math.prod(s) for s in buffers.values()), macs=layer.macs(*inputs, out),
+        rf=rf, jump=jump, inputs=node.inputs, input_shapes=inputs,
+        parameter_shapes=parameters, buffer_shapes=buffers)
 
 
-def _receptive_field(window, rf, jump):
-    """Grow the receptive field through one layer: rf += (k − 1)·jump, jump *= stride."""
-    if window is None or rf is None:
+def _receptive_field(window, sources):
+    """Grow the receptive field through one layer: rf += (k − 1)·jump, jump *= stride. Where
+    paths merge, the largest receptive field (and jump) over the paths counts."""
+    if window is None or any(rf is None for rf, _ in sources):
         return None, None
+    rf = tuple(map(max, *(rf for rf, _ in sources))) if len(sources) > 1 else sources[0][0]
+    jump = tuple(map(max, *(j for _, j in sources))) if len(sources) > 1 else sources[0][1]
     return (tuple(r + (k - 1) * j for (k, _), r, j in zip(window, rf, jump)),
             tuple(j * s for (_, s), j in zip(window, jump)))
 
@@ -145,8 +153,9 @@ def _totals(rows: list[Row], batch: int) -> Totals:
 
 
 def _row_dict(row: Row) -> dict:
-    data = {k: v for k, v in vars(row).items() if k not in ("parameter_shapes", "buffer_shapes")}
-    data.update(input=list(row.input), output=list(row.output),
+    data = {k: v for k, v in vars(row).items()
+            if k not in ("parameter_shapes", "buffer_shapes", "input_shapes")}
+    data.update(input=list(row.input), output=list(row.output), inputs=list(row.inputs),
                 rf=list(row.rf) if row.rf else None, jump=list(row.jump) if row.jump else None,
                 args={k: list(v) if isinstance(v, tuple) else v for k, v in row.args.items()})
     return data

@@ -15,7 +15,7 @@ class Network(nn.Module):
         self.input_shape, self.output_shape = analysis.input, analysis.output
         self._order: list[tuple[nn.Module, str, tuple[str, ...]]] = []
         for node, row in zip(analysis.nodes, analysis.rows):
-            module = node.layer.build(row.input)
+            module = node.layer.build(*row.input_shapes)
             if node.layer.frozen:
                 module.requires_grad_(False)
             _attach(self, node.name, module)

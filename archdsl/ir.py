@@ -1,15 +1,29 @@
-"""The spec as typed nodes with source spans, and its lowering into a network of layer nodes."""
+"""The spec as typed nodes with source spans (the parser builds them; lowering.py expands them)."""
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass
 from typing import Union
 
-from .errors import ArchDSLError, InputShapeError, Span
-from .layers import Layer, bind_layer
+from .errors import InputShapeError, Span
+from .layers import Layer
 
-Value = Union[int, float, bool, str, tuple]
+
+class Name(str):
+    """A bare word in an argument: a definition's parameter where one is in scope, else the word
+    itself (`same`, `nearest`, or the name of a result given with `as`)."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    """Arithmetic over a definition's parameters (`c*4`), computed when the definition expands."""
+
+    operator: str  # + - * // neg
+    operands: tuple
+    span: Span
+
+
+Value = Union[int, float, bool, str, tuple, Operation, None]
 
 
 @dataclass(frozen=True)
@@ -42,12 +56,49 @@ class Group:
 @dataclass(frozen=True)
 class Repeat:
     body: Union[Call, Group]
-    count: int
+    count: Union[int, Name]
     span: Span
     count_span: Span
 
 
-Step = Union[Call, Group, Repeat]
+@dataclass(frozen=True)
+class Named:
+    """`step as name`: the step's rows are named `name`, and later steps may refer to its output."""
+
+    body: Union[Call, Group, Repeat]
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """`[a] + [b]` or `[a] | [b]`: branches reading the same input, merged by the layer `merge`."""
+
+    branches: tuple["Step", ...]
+    merge: str  # the registered layer that merges: Add or Concat
+    span: Span
+
+
+Step = Union[Call, Group, Repeat, Named, Parallel]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    default: Value
+    has_default: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class Definition:
+    """`def Name(params) = [chain]`: expanded, with its arguments bound, wherever it is called."""
+
+    name: str
+    parameters: tuple[Parameter, ...]
+    body: Group
+    span: Span
+    name_span: Span
 
 
 @dataclass(frozen=True)
@@ -73,11 +124,12 @@ class Spec:
     text: str
     filename: str = "<spec>"
     training: TrainDecl | None = None
+    definitions: tuple[Definition, ...] = ()
 
 
 @dataclass(frozen=True)
 class Node:
-    """One layer of the lowered network. `inputs` names the nodes it reads, so graphs fit later."""
+    """One layer of the lowered network; `inputs` names the nodes (or INPUT) it reads, in order."""
 
     name: str
     layer: Layer
@@ -87,7 +139,6 @@ class Node:
 
 INPUT = "input"
 MAX_ELEMENTS = 10 ** 18  # more is a typo; the cap keeps every count printable
-MAX_LAYERS = 10_000  # repeats that expand beyond this would take minutes, then memory, to lower
 
 
 def parse_shape(text: str, span: Span | None = None) -> tuple[int, ...]:
@@ -109,57 +160,3 @@ def parse_shape(text: str, span: Span | None = None) -> tuple[int, ...]:
         if elements > MAX_ELEMENTS:
             raise too_large
     return shape
-
-
-def lower(spec: Spec) -> tuple[Node, ...]:
-    """Expand repeats and groups into a flat, named sequence of bound layers."""
-    count = _layer_count(spec.body)
-    if count > MAX_LAYERS:
-        raise ArchDSLError(f"the network expands to {count:,} layers; at most {MAX_LAYERS:,} "
-                           f"are supported", spec.body.span)
-    nodes: list[Node] = []
-    _lower_chain(spec.body, "", nodes)
-    return tuple(nodes)
-
-
-def _lower_chain(chain: Chain, prefix: str, nodes: list[Node]) -> None:
-    # Each step contributes (base name, expander); a base name used once in a scope stays bare
-    # (`flatten`), one used several times is numbered in order (`conv1`, `conv2`).
-    parts: list[tuple[str, Step]] = []
-    for step in chain.steps:
-        if isinstance(step, Repeat):
-            if step.count < 1:
-                raise ArchDSLError(f"repeat count must be at least 1, got {step.count}",
-                                   step.count_span)
-            parts.extend((_base_name(step.body), step.body) for _ in range(step.count))
-        else:
-            parts.append((_base_name(step), step))
-    totals = Counter(base for base, _ in parts)
-    seen: Counter[str] = Counter()
-    for base, step in parts:
-        seen[base] += 1
-        name = prefix + (base if totals[base] == 1 else f"{base}{seen[base]}")
-        if isinstance(step, Group):
-            _lower_chain(step.body, name + ".", nodes)
-        else:
-            previous = nodes[-1].name if nodes else INPUT
-            nodes.append(Node(name, bind_layer(step), step.span, (previous,)))
-
-
-def _layer_count(step: Step | Chain) -> int:
-    """How many layers a step lowers to; a repeat that alone expands too far is the error."""
-    if isinstance(step, Chain):
-        return sum(_layer_count(s) for s in step.steps)
-    if isinstance(step, Group):
-        return _layer_count(step.body)
-    if isinstance(step, Repeat):
-        count = step.count * _layer_count(step.body)
-        if count > MAX_LAYERS:
-            raise ArchDSLError(f"this repeat expands to {count:,} layers; at most "
-                               f"{MAX_LAYERS:,} are supported", step.count_span)
-        return count
-    return 1
-
-
-def _base_name(step: Step) -> str:
-    return "block" if isinstance(step, Group) else step.name.lower()

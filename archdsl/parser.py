@@ -8,12 +8,13 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from .errors import ArchDSLError, Span, SpecFileError, SpecSyntaxError
-from .ir import Argument, Call, Chain, Group, InputDecl, Repeat, Spec, TrainDecl, parse_shape
+from .ir import (Argument, Call, Chain, Definition, Group, InputDecl, Name, Named, Operation,
+                 Parallel, Parameter, Repeat, Spec, TrainDecl, parse_shape)
 
 # What to call each terminal when saying what was expected.
 _TERMINAL_WORDS = {
-    "NAME": "a layer name", "SHAPE": "a shape like 1x28x28", "INT": "a repeat count",
-    "SIGNED_INT": "a number", "SIGNED_FLOAT": "a number", "STRING": "a string",
+    "NAME": "a layer name", "MINUS": "'-'", "SHAPE": "a shape like 1x28x28", "INT": "a number",
+    "FLOAT": "a number", "STRING": "a string",
     "$END": "the end of the spec",
 }
 
@@ -95,6 +96,8 @@ def _syntax_error(error: UnexpectedInput, text: str) -> SpecSyntaxError:
     if isinstance(error, UnexpectedCharacters):
         found = repr(text[error.pos_in_stream]) if error.pos_in_stream < len(text) else "end"
         width = 1
+        if text.startswith("->", error.pos_in_stream):
+            found, width = "'->'", 2
     else:
         token = error.token
         found = "end of spec" if at_end else repr(str(token))
@@ -106,7 +109,7 @@ def _syntax_error(error: UnexpectedInput, text: str) -> SpecSyntaxError:
     names = parser.accepts() if parser is not None else \
         getattr(error, "expected", None) or getattr(error, "allowed", None) or ()
     # Where a value may come, a name is a keyword or a word such as 'same', not a layer.
-    arguments = "SIGNED_INT" in names
+    arguments = "FLOAT" in names
     expected = sorted({"a name" if name == "NAME" and arguments else _describe_terminal(name)
                        for name in names})
     message = f"unexpected {found}"
@@ -179,14 +182,47 @@ class _ToSpec(Transformer):
         self.text, self.filename = text, filename
 
     def start(self, meta, children):
-        declared = {}
+        declared, definitions = {}, []
         for child in children[:-1]:
+            if isinstance(child, Definition):
+                definitions.append(child)
+                continue
             if type(child) in declared:
                 what = "input shape" if isinstance(child, InputDecl) else "train block"
                 raise SpecSyntaxError(f"the {what} is declared twice", child.span)
             declared[type(child)] = child
         return Spec(children[-1], declared.get(InputDecl), self.text, self.filename,
-                    declared.get(TrainDecl))
+                    declared.get(TrainDecl), tuple(definitions))
+
+    def definition(self, meta, children):
+        name, *parameters, body = children
+        defaulted = False
+        for parameter in parameters:
+            if defaulted and not parameter.has_default:
+                raise SpecSyntaxError(f"parameter {parameter.name!r} without a default follows "
+                                      f"one with a default", parameter.span)
+            defaulted = parameter.has_default
+        names = [p.name for p in parameters]
+        for index, parameter in enumerate(parameters):
+            if parameter.name in names[:index]:
+                raise SpecSyntaxError(f"parameter {parameter.name!r} is declared twice",
+                                      parameter.span)
+        return Definition(str(name), tuple(parameters), body, Span.of(meta), Span.of(name))
+
+    def parameter(self, meta, children):
+        name, *default = children
+        return Parameter(str(name), default[0] if default else None, bool(default),
+                         Span.of(meta))
+
+    def sum(self, meta, branches):
+        return Parallel(tuple(branches), "Add", Span.of(meta))
+
+    def concat(self, meta, branches):
+        return Parallel(tuple(branches), "Concat", Span.of(meta))
+
+    def named(self, meta, children):
+        body, name = children
+        return Named(body, str(name), Span.of(meta))
 
     def input_decl(self, meta, children):
         (token,) = children
@@ -202,8 +238,13 @@ class _ToSpec(Transformer):
         return Group(children[0], Span.of(meta))
 
     def repeat(self, meta, children):
-        body, count = children
-        return Repeat(body, _integer(count), Span.of(meta), Span.of(count))
+        body, (count, count_span) = children
+        return Repeat(body, count, Span.of(meta), count_span)
+
+    def count(self, meta, children):
+        (token,) = children
+        value = _integer(token) if token.type == "INT" else Name(str(token))
+        return value, Span.of(token)
 
     def call(self, meta, children):
         name, *arguments = children
@@ -224,10 +265,35 @@ class _ToSpec(Transformer):
 
     def symbol(self, meta, children):
         word = str(children[0])
-        return {"true": True, "false": False, "none": None}.get(word.lower(), word)
+        return {"true": True, "false": False, "none": None}.get(word.lower(), Name(word))
 
     def string(self, meta, children):
         return str(children[0])[1:-1]
 
     def tuple(self, meta, children):
         return tuple(children)
+
+    def add(self, meta, children):
+        return _operation("+", children, meta)
+
+    def subtract(self, meta, children):
+        left, _, right = children
+        return _operation("-", (left, right), meta)
+
+    def multiply(self, meta, children):
+        return _operation("*", children, meta)
+
+    def floordiv(self, meta, children):
+        return _operation("//", children, meta)
+
+    def negate(self, meta, children):
+        return _operation("neg", children[1:], meta)
+
+
+def _operation(operator: str, operands, meta):
+    """Arithmetic on numbers is done now; with a parameter in it, when the definition expands."""
+    from .lowering import evaluate
+    operation = Operation(operator, tuple(operands), Span.of(meta))
+    if any(isinstance(o, (Name, Operation)) for o in operands):
+        return operation
+    return evaluate(operation, {})

@@ -97,7 +97,7 @@ def test_a_directory(tmp_path):
 
 
 @pytest.mark.parametrize("text, line, column, message", [
-    ("input 1x28x28\nConv(16, 3\n", 2, 11, "unexpected end of spec: expected ')' or ','"),
+    ("input 1x28x28\nConv(16, 3\n", 2, 11, "unexpected end of spec: expected ')'"),
     ("input 1x28x28\nConv2(16, 3)\n", 2, 1, "unknown layer 'Conv2' (did you mean 'Conv'?)"),
     ("Flatten -> Linear(10)\n", 1, 1, "the spec declares no input shape"),
     ("", 1, 1, "spec is empty"),

@@ -1,5 +1,5 @@
 """Every layer type, each in one registered class. Importing this package registers them all."""
-from . import activation, conv, dense, pool, resize  # noqa: F401  (registration)
+from . import activation, conv, dense, merge, pool, resize  # noqa: F401  (registration)
 from .base import Layer, Shape, bind_layer, format_shape, layer_class, layer_names, register
 
 __all__ = ["Layer", "Shape", "bind_layer", "format_shape", "layer_class", "layer_names",

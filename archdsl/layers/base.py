@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from typing import Annotated, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
+from typing import (Annotated, Any, ClassVar, Literal, Union, get_args, get_origin,
+                    get_type_hints)
 
 from ..errors import ArgumentError, ShapeError, UnknownLayerError
 
@@ -46,31 +47,37 @@ class Layer:
     def check(self) -> None:
         """Checks among arguments that need no input shape; raise ArgumentError(argument=...)."""
 
-    def output_shape(self, shape: Shape) -> Shape:
-        return shape
+    def references(self) -> tuple[str, ...]:
+        """Names of earlier results (given with `as`) this layer reads besides its input."""
+        return ()
 
-    def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
+    # Single-input layers take one shape; merge layers (Add, Concat) one per input.
+    def output_shape(self, *shapes: Shape) -> Shape:
+        return shapes[0]
+
+    def parameter_shapes(self, *shapes: Shape) -> dict[str, Shape]:
         """Named parameters as torch creates them; `weight`s count as weights, `bias`es as biases."""
         return {}
 
-    def buffer_shapes(self, shape: Shape) -> dict[str, Shape]:
+    def buffer_shapes(self, *shapes: Shape) -> dict[str, Shape]:
         return {}
 
-    def macs(self, shape: Shape, out: Shape) -> int:
-        """Multiply-accumulates per example; only conv and linear layers count (torchvision's rule)."""
+    def macs(self, *shapes_then_output: Shape) -> int:
+        """Multiply-accumulates per example; only conv and linear layers count (torchvision's rule).
+        Called as macs(input shape(s)..., output shape)."""
         return 0
 
-    def receptive_field(self, shape: Shape) -> tuple[tuple[int, int], ...] | None:
+    def receptive_field(self, *shapes: Shape) -> tuple[tuple[int, int], ...] | None:
         """(kernel extent, stride) per spatial axis; None where outputs see the whole input."""
-        return tuple((1, 1) for _ in shape[1:])
+        return tuple((1, 1) for _ in shapes[0][1:])
 
-    def describe(self, shape: Shape) -> str:
+    def describe(self, *shapes: Shape) -> str:
         changed = [f"{f.name}={_literal(getattr(self, f.name))}" for f in dataclasses.fields(self)
                    if f.name != "frozen" and getattr(self, f.name) != f.default]
         return f"{self.dsl_name}({', '.join(changed)})" if changed else self.dsl_name
 
-    def build(self, shape: Shape):
-        """The torch module for an input of `shape` (batch dimension excluded)."""
+    def build(self, *shapes: Shape):
+        """The torch module for inputs of these shapes (batch dimension excluded)."""
         raise NotImplementedError
 
     @classmethod
@@ -114,7 +121,7 @@ def bind_layer(call) -> Layer:
     """A Call node -> a checked layer instance; every error points at the argument at fault."""
     cls = _REGISTRY.get(call.name)
     if cls is None:
-        raise UnknownLayerError(f"unknown layer {call.name!r}{_suggest(call.name, _REGISTRY)}",
+        raise UnknownLayerError(f"unknown layer {call.name!r}{suggest(call.name, _REGISTRY)}",
                                 call.name_span, hint="layers: " + ", ".join(layer_names()))
     values, spans = bind_arguments(cls, cls.dsl_name, cls.usage(), call.arguments, call.span)
     layer = cls(**values)
@@ -149,7 +156,7 @@ def bind_arguments(cls, title: str, usage: str, arguments, span) -> tuple[dict, 
                 name = ALIASES[name]
             if name not in fields:
                 raise ArgumentError(f"{title} has no argument {argument.keyword!r}"
-                                    f"{_suggest(argument.keyword, fields)}", argument.span, usage)
+                                    f"{suggest(argument.keyword, fields)}", argument.span, usage)
         if name in values:
             raise ArgumentError(f"argument {name!r} of {title} is given twice",
                                 argument.span, usage)
@@ -175,6 +182,8 @@ def _checked_value(title, usage, name, annotation, argument):
 
 
 def _accepts(annotation, value) -> bool:
+    if annotation is Any:
+        return True
     origin = get_origin(annotation)
     if origin is Annotated:
         base, *marks = get_args(annotation)
@@ -212,7 +221,7 @@ def _describe(annotation) -> str:
             type(None): "none"}.get(annotation, str(annotation))
 
 
-def _suggest(word: str, choices) -> str:
+def suggest(word: str, choices) -> str:
     lower = {c.lower(): c for c in choices}
     close = difflib.get_close_matches(word.lower(), list(lower), n=1, cutoff=0.6)
     return f" (did you mean {lower[close[0]]!r}?)" if close else ""

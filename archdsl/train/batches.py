@@ -30,7 +30,9 @@ class DeviceBatches:
 
     def __call__(self, batch_size: int, seed: int | None = None, rank: int = 0, world: int = 1):
         """Yield (images, labels). `seed` shuffles; every rank draws the same permutation from it
-        and takes every world-th batch's slice, so ranks see disjoint data in the same order."""
+        and takes its slice of each global batch of batch_size × world examples, so ranks see
+        disjoint data in the same order. Every rank yields the same number of batches (DDP needs a
+        step on every rank): where a small tail leaves a rank nothing, its batch is empty."""
         count = len(self)
         order = None
         if seed is not None:
@@ -40,9 +42,8 @@ class DeviceBatches:
         for start in range(0, count, global_batch):
             stop = min(start + global_batch, count)
             share = -(-(stop - start) // world)  # the tail is split the same way on every rank
-            lo, hi = start + rank * share, min(start + (rank + 1) * share, stop)
-            if lo >= hi:
-                continue
+            lo = min(start + rank * share, stop)
+            hi = min(lo + share, stop)
             index = slice(lo, hi) if order is None else order[lo:hi]
             images = normalize(self.images[index])
             if self.channels_last and images.dim() == 4:
@@ -51,6 +52,10 @@ class DeviceBatches:
 
     def batch_count(self, batch_size: int, world: int = 1) -> int:
         return -(-len(self) // (batch_size * world))
+
+    def global_size(self, step: int, batch_size: int, world: int = 1) -> int:
+        """Examples in batch `step` (from 0) of all ranks together."""
+        return min(batch_size * world, len(self) - step * batch_size * world)
 
 
 class LoaderBatches:
@@ -66,13 +71,18 @@ class LoaderBatches:
         return len(self.dataset)
 
     def __call__(self, batch_size: int, seed: int | None = None, rank: int = 0, world: int = 1):
-        sampler = None
-        if world > 1:
+        """With several ranks, training (a seed) goes through a DistributedSampler, whose ranks
+        take equally many examples (it repeats a few to even them out); evaluation (no seed) takes
+        every world-th example, each once."""
+        sampler, dataset = None, self.dataset
+        if world > 1 and seed is not None:
             sampler = torch.utils.data.distributed.DistributedSampler(
-                self.dataset, world, rank, shuffle=seed is not None, seed=seed or 0)
+                self.dataset, world, rank, shuffle=True, seed=seed)
+        elif world > 1:
+            dataset = torch.utils.data.Subset(self.dataset, range(rank, len(self.dataset), world))
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         loader = torch.utils.data.DataLoader(
-            self.dataset, batch_size, shuffle=seed is not None and sampler is None,
+            dataset, batch_size, shuffle=seed is not None and sampler is None,
             sampler=sampler, generator=generator, num_workers=self.workers,
             pin_memory=self.device.type == "cuda")
         for images, labels in loader:
@@ -81,6 +91,11 @@ class LoaderBatches:
 
     def batch_count(self, batch_size: int, world: int = 1) -> int:
         return -(-len(self) // (batch_size * world))
+
+    def global_size(self, step: int, batch_size: int, world: int = 1) -> int:
+        """Examples in batch `step` (from 0) of all ranks together (padded, as the sampler does)."""
+        per_rank = -(-len(self) // world)
+        return world * min(batch_size, per_rank - step * batch_size)
 
 
 def make_batches(split, indices, device, channels_last=False):

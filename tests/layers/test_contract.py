@@ -245,8 +245,54 @@ def run(module, shape):
     return out, macs, shapes
 
 
+# Layers with several inputs: a network whose last row merges, and torch's own operation on the
+# row's input shapes as the reference (center_crop from torchvision for U-Net's skips).
+def _crop_cat(first, *others):
+    from torchvision.transforms.functional import center_crop
+    return torch.cat([first, *(center_crop(o, list(first.shape[2:])) for o in others)], dim=1)
+
+
+MERGE_CASES = [
+    ("input 4x8x8\n[Conv(6, 3, p=1)] + [Conv(6, 1)]", lambda a, b: a + b),
+    ("input 4x8x8\n[Conv(4, 3, p=1) -> ReLU] + Identity + [Conv(4, 1)]",
+     lambda a, b, c: a + b + c),
+    ("input 6\nLinear(5) as x -> ReLU -> Linear(5) -> Add(x)", lambda a, b: a + b),
+    ("input 3x9x9\n[Conv(2, 1)] | [Conv(5, 3, p=1)] | MaxPool(3, s=1, p=1)",
+     lambda *xs: torch.cat(xs, dim=1)),
+    ("input 2x12x12\nConv(3, 3) as skip -> Conv(4, 3) -> Concat(skip, crop=true)", _crop_cat),
+    ("input 2x13x11\nConv(3, 1) as a -> Conv(2, 3) -> Conv(2, (3, 1)) -> Concat(a, crop=true)",
+     _crop_cat),
+]
+MERGE_REFUSED = [
+    "input 4x8x8\n[Conv(6, 3)] + [Conv(6, 1)]",
+    "input 4x8x8\n[Conv(6, 1)] + [Conv(5, 1)]",
+    "input 2x12x12\nConv(3, 3) as skip -> Conv(4, 3) -> Concat(skip)",
+    "input 2x12x12\nConv(3, 3) as skip -> ConvTranspose(4, 3) -> Concat(skip, crop=true)",
+]
+
+
+@pytest.mark.parametrize("text, reference", MERGE_CASES, ids=[t.split("\n")[1] for t, _ in
+                                                              MERGE_CASES])
+def test_merge_matches_torch(text, reference):
+    analysis = archdsl.analyze(text)
+    row, node = analysis.rows[-1], analysis.nodes[-1]
+    inputs = [torch.randn(BATCH, *shape) for shape in row.input_shapes]
+    out = node.layer.build(*row.input_shapes)(*inputs)
+    torch.testing.assert_close(out, reference(*inputs))
+    assert tuple(out.shape) == (BATCH, *row.output)
+    assert (row.params, row.buffers, row.macs) == (0, 0, 0)
+    assert len(row.inputs) == len(row.input_shapes) >= 2
+
+
+@pytest.mark.parametrize("text", MERGE_REFUSED, ids=[t.split("\n")[1] for t in MERGE_REFUSED])
+def test_merge_refusals(text):
+    with pytest.raises(archdsl.errors.ShapeError, match="differ"):
+        archdsl.analyze(text)
+
+
 def test_every_layer_has_a_case():
     covered = {call.split("(")[0] for call, _ in CASES}
+    covered |= {archdsl.analyze(text).rows[-1].type for text, _ in MERGE_CASES}
     assert set(layer_names()) <= covered, f"no contract case for {set(layer_names()) - covered}"
 
 

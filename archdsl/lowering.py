@@ -1,0 +1,160 @@
+"""Lowering: a Spec's steps, repeats, branches and definitions -> a named graph of layer nodes.
+
+Names follow the source: a base name used once in a scope stays bare (`flatten`), one used
+several times is numbered in order (`conv1`, `conv2`); groups, definitions and `as` names open
+scopes (`block1.conv`, `layer2.down.body.conv1`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from typing import Any
+
+from .errors import ArchDSLError, ArgumentError, Span
+from .ir import (INPUT, Call, Chain, Definition, Group, Name, Named, Node, Operation, Parallel,
+                 Repeat, Spec, Step)
+from .layers import bind_layer, layer_class, layer_names
+from .layers.base import bind_arguments, suggest
+
+MAX_LAYERS = 10_000  # beyond this, lowering would take minutes, then memory
+
+
+def lower(spec: Spec) -> tuple[Node, ...]:
+    """Expand the spec into nodes in execution order; every error carries the span at fault."""
+    return _Lowering(spec).run()
+
+
+class _Lowering:
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.definitions: dict[str, Definition] = {}
+        for definition in spec.definitions:
+            if definition.name in self.definitions:
+                raise ArchDSLError(f"{definition.name!r} is defined twice", definition.name_span)
+            if definition.name in layer_names():
+                raise ArchDSLError(f"{definition.name!r} is a layer; give the definition another "
+                                   f"name", definition.name_span)
+            self.definitions[definition.name] = definition
+        self.nodes: list[Node] = []
+        self.results: dict[str, str] = {}  # `as` names -> the node holding that output
+        self.expanding: list[str] = []  # definitions being expanded, to catch recursion
+
+    def run(self) -> tuple[Node, ...]:
+        self.chain(self.spec.body, "", INPUT, {})
+        return tuple(self.nodes)
+
+    def chain(self, chain: Chain, prefix: str, source: str, env: dict) -> str:
+        """Lower the steps one after another from `source`; return the last node's name."""
+        items = []  # (base name, step, role): role is "step", "branch" or "merge"
+        for step in chain.steps:
+            if isinstance(step, Parallel):
+                items += [(_base_name(b, "branch"), b, "branch") for b in step.branches]
+                items.append((step.merge.lower(), step, "merge"))
+            elif isinstance(step, Repeat):
+                items += [(_base_name(step.body), step.body, "step")] * self.count(step, env)
+            else:
+                items.append((_base_name(step), step, "step"))
+        totals, seen = Counter(base for base, _, _ in items), Counter()
+        current, branch_outputs = source, []
+        for base, step, role in items:
+            seen[base] += 1
+            name = prefix + (base if totals[base] == 1 else f"{base}{seen[base]}")
+            if role == "branch":
+                branch_outputs.append(self.step(step, name, current, env))
+            elif role == "merge":
+                current = self.add(name, layer_class(step.merge)(), step.span,
+                                   tuple(branch_outputs))
+                branch_outputs = []
+            else:
+                current = self.step(step, name, current, env)
+        return current
+
+    def step(self, step: Step, name: str, source: str, env: dict) -> str:
+        if isinstance(step, Named):
+            output = self.step(step.body, name, source, env)
+            self.results[step.name] = output
+            return output
+        if isinstance(step, Group):
+            return self.chain(step.body, name + ".", source, env)
+        if isinstance(step, Repeat):  # only as the body of `as`: the repeats form one scope
+            return self.chain(Chain((step,), step.span), name + ".", source, env)
+        arguments = tuple(dataclasses.replace(a, value=evaluate(a.value, env))
+                          for a in step.arguments)
+        call = dataclasses.replace(step, arguments=arguments)
+        if call.name in self.definitions:
+            return self.expand(self.definitions[call.name], call, name, source)
+        layer = bind_layer(call)
+        references = tuple(self.result(ref, call.span) for ref in layer.references())
+        return self.add(name, layer, call.span, (source, *references))
+
+    def expand(self, definition: Definition, call: Call, name: str, source: str) -> str:
+        if definition.name in self.expanding:
+            cycle = " -> ".join(self.expanding[self.expanding.index(definition.name):]
+                                + [definition.name])
+            raise ArchDSLError(f"definition {definition.name!r} uses itself: {cycle}",
+                               call.name_span, hint="a definition cannot expand into itself")
+        schema = dataclasses.make_dataclass(definition.name, [
+            (p.name, Any, dataclasses.field(default=p.default)) if p.has_default
+            else (p.name, Any) for p in definition.parameters])
+        usage = f"{definition.name}(" + ", ".join(
+            p.name + ("=…" if p.has_default else "") for p in definition.parameters) + ")"
+        values, _ = bind_arguments(schema, definition.name, usage, call.arguments, call.span)
+        env = vars(schema(**values))  # with the defaults of parameters not given
+        self.expanding.append(definition.name)
+        try:
+            return self.chain(definition.body.body, name + ".", source, env)
+        finally:
+            self.expanding.pop()
+
+    def add(self, name: str, layer, span: Span, inputs: tuple[str, ...]) -> str:
+        if len(self.nodes) >= MAX_LAYERS:
+            raise ArchDSLError(f"the network expands to more than {MAX_LAYERS:,} layers", span)
+        self.nodes.append(Node(name, layer, span, inputs))
+        return name
+
+    def result(self, word: str, span: Span) -> str:
+        if word not in self.results:
+            raise ArgumentError(f"no result is named {word!r}{suggest(word, self.results)}", span,
+                                hint="name a result with 'as', e.g. Double(64) as enc1")
+        return self.results[word]
+
+    def count(self, repeat: Repeat, env: dict) -> int:
+        count = evaluate(repeat.count, env)
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise ArgumentError(f"repeat count must be an integer, got {count!r}",
+                                repeat.count_span)
+        if count < 1:
+            raise ArgumentError(f"repeat count must be at least 1, got {count}",
+                                repeat.count_span)
+        if count > MAX_LAYERS:
+            raise ArchDSLError(f"this repeat expands to {count:,} copies; at most "
+                               f"{MAX_LAYERS:,} layers are supported", repeat.count_span)
+        return count
+
+
+def evaluate(value, env: dict):
+    """An argument's value with the definition's parameters substituted and arithmetic done."""
+    if isinstance(value, Name):
+        return env[value] if value in env else str(value)
+    if isinstance(value, tuple):
+        return tuple(evaluate(v, env) for v in value)
+    if not isinstance(value, Operation):
+        return value
+    operands = [evaluate(v, env) for v in value.operands]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in operands):
+        shown = " and ".join(repr(v) for v in operands)
+        raise ArgumentError(f"cannot compute {value.operator!r} of {shown}: arithmetic needs "
+                            f"numbers", value.span)
+    left, right = (operands + [None])[:2]
+    if value.operator == "//" and right == 0:
+        raise ArgumentError("division by zero", value.span)
+    return {"+": lambda: left + right, "-": lambda: left - right, "*": lambda: left * right,
+            "//": lambda: left // right, "neg": lambda: -left}[value.operator]()
+
+
+def _base_name(step: Step, group_word: str = "block") -> str:
+    if isinstance(step, Named):
+        return step.name
+    if isinstance(step, (Group, Repeat)):
+        return group_word
+    return step.name.lower()

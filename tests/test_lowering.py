@@ -1,0 +1,102 @@
+"""Definitions, branches, named results and the names rows get."""
+import pytest
+
+from archdsl import analyze, parse
+from archdsl.errors import ArchDSLError, ArgumentError, ShapeError, SpecSyntaxError
+from archdsl.compiler import build
+
+BLOCK = "def Double(c, s=1) = [Conv(c, 3, s=s, p=1) -> ReLU -> Conv(c*2, 3, p=1) -> ReLU]\n"
+
+
+def names(text, **kwargs):
+    return [row.name for row in analyze(text, **kwargs).rows]
+
+
+def test_definition_expands_with_arguments_defaults_and_arithmetic():
+    rows = analyze(BLOCK + "input 3x32x32\nDouble(8) -> Double(c=4, s=2)").rows
+    assert [r.layer for r in rows if r.type == "Conv"] == [
+        "Conv2d(3→8, k=3, s=1, p=1)", "Conv2d(8→16, k=3, s=1, p=1)",
+        "Conv2d(16→4, k=3, s=2, p=1)", "Conv2d(4→8, k=3, s=1, p=1)"]
+    assert rows[0].name == "double1.conv1" and rows[-1].name == "double2.relu2"
+
+
+def test_definitions_may_use_later_definitions_and_repeat_by_parameter():
+    text = ("def Stage(c, n) = [Unit(c)*n -> MaxPool(2)]\n"
+            "def Unit(c) = [Conv(c, 3, p=1) -> ReLU]\n"
+            "input 1x16x16\nStage(4, 2) -> Stage(8, 3)")
+    rows = analyze(text).rows
+    assert sum(r.type == "Conv" for r in rows) == 5
+    assert rows[-1].output == (8, 4, 4)
+
+
+@pytest.mark.parametrize("text, line, column, fragment", [
+    ("def A(c) = [B(c)]\ndef B(c) = [A(c)]\ninput 1x8x8\nA(2)", 2, 13, "A -> B -> A"),
+    ("def A(c) = [ReLU -> A(c)]\ninput 1x8x8\nA(2)", 1, 21, "uses itself: A -> A"),
+])
+def test_recursion_is_an_error_at_the_call(text, line, column, fragment):
+    with pytest.raises(ArchDSLError) as caught:
+        analyze(text)
+    assert (caught.value.span.line, caught.value.span.column) == (line, column)
+    assert fragment in caught.value.message
+
+
+def test_definition_argument_errors_point_into_the_spec():
+    with pytest.raises(ArgumentError, match="Double has no argument 'k'") as caught:
+        analyze(BLOCK + "input 3x8x8\nDouble(8, k=3)")
+    assert caught.value.span.line == 3
+    with pytest.raises(ArgumentError, match="missing its argument 'c'"):
+        analyze(BLOCK + "input 3x8x8\nDouble")
+    with pytest.raises(ArgumentError, match="arithmetic needs numbers"):
+        analyze("def A(c) = [Conv(c*2, 3)]\ninput 1x8x8\nA(same)")
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("def A(c=1, d) = [ReLU]\ninput 1x8x8\nReLU", "without a default follows"),
+    ("def Conv(c) = [ReLU]\ninput 1x8x8\nReLU", "is a layer"),
+    ("def A(c) = [ReLU]\ndef A(d) = [ReLU]\ninput 1x8x8\nA(1)", "defined twice"),
+])
+def test_bad_definitions(text, fragment):
+    with pytest.raises((ArchDSLError, SpecSyntaxError), match=fragment):
+        analyze(text)
+
+
+def test_residual_sum_and_its_shape_check():
+    ok = analyze("input 8x16x16\n[Conv(8, 3, p=1) -> BatchNorm] + Identity -> ReLU")
+    assert [r.name for r in ok.rows] == ["branch.conv", "branch.batchnorm", "identity", "add",
+                                         "relu"]
+    assert ok.rows[3].inputs == ("branch.batchnorm", "identity")
+    with pytest.raises(ShapeError) as caught:
+        analyze("input 8x16x16\nReLU ->\n  [Conv(16, 3, s=2, p=1)] + Identity")
+    assert "16×8×8 and 8×16×16" in caught.value.message
+    assert (caught.value.span.line, caught.value.span.column) == (3, 3)
+
+
+def test_concat_branches_and_named_skip_with_crop():
+    inception = analyze("input 16x8x8\n[Conv(4, 1)] | [Conv(8, 3, p=1)] | [MaxPool(3, s=1, p=1)]")
+    assert inception.output == (4 + 8 + 16, 8, 8)
+    unet = analyze("input 1x20x20\nConv(4, 3) as skip -> MaxPool(2) -> Conv(8, 3)\n"
+                   "  -> ConvTranspose(4, 2, s=2) -> Concat(skip, crop=true) -> Conv(2, 1)")
+    concat = next(r for r in unet.rows if r.type == "Concat")
+    assert concat.input_shapes == ((4, 14, 14), (4, 18, 18)) and concat.output == (8, 14, 14)
+    with pytest.raises(ArgumentError, match="no result is named 'skp' \\(did you mean 'skip'"):
+        analyze("input 1x20x20\nConv(4, 3) as skip -> Concat(skp)")
+
+
+def test_receptive_field_takes_the_largest_path():
+    rows = analyze("input 1x32x32\n[Conv(4, 3, p=1) -> Conv(4, 3, p=1)] + [Conv(4, 1)]").rows
+    assert rows[-1].rf == (5, 5)
+
+
+def test_graph_compiles_and_runs():
+    import torch
+    analysis = analyze("input 2x12x12\nConv(4, 3) as a -> [Conv(4, 3, p=1)] + Identity\n"
+                       "  -> Conv(6, 3) -> Concat(a, crop=true) -> Flatten -> Linear(3)")
+    model = build(analysis)
+    assert model(torch.randn(5, 2, 12, 12)).shape == (5, 3)
+    assert sum(p.numel() for p in model.parameters()) == analysis.totals.params
+
+
+def test_negative_numbers_and_arrows_lex_apart():
+    assert analyze("input 4\nLinear(3) -> LeakyReLU(slope=-0.5)").rows[1].args["slope"] == -0.5
+    with pytest.raises(SpecSyntaxError, match="unexpected '->'"):
+        parse("input 4\nLinear(3 -> ReLU")
