@@ -52,7 +52,8 @@ def test_totals_are_the_sums_of_the_rows(path):
     assert totals.params == totals.weights + totals.biases == totals.trainable + totals.non_trainable
     assert totals.param_bytes == 4 * totals.params
     assert totals.activation_bytes == 3 * 4 * sum(math.prod(r.output) for r in rows)
-    assert all(a.output == b.input for a, b in zip(rows, rows[1:]))
+    outputs = {"input": analysis.input, **{r.name: r.output for r in rows}}
+    assert all(r.input_shapes == tuple(outputs[i] for i in r.inputs) for r in rows)
 
 
 def test_receptive_field_and_jump_of_the_tutorial_cnn():

@@ -2,10 +2,15 @@
 
 Every epoch ends with last.pt (and best.pt when the monitored loss improves), written before the
 metrics, so that a kill at any moment leaves a consistent run that --resume continues exactly.
+
+Started by torchrun, the same loop trains data-parallel (see distributed.py): the model in DDP,
+each process on its slice of every global batch, the metrics summed over processes, and rank 0
+alone printing and writing the run directory, whose checkpoints are those of a single process.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import signal
@@ -19,7 +24,7 @@ import torch.nn.functional as F
 from ..analysis import Analysis
 from ..compiler import build
 from ..errors import RunError
-from . import checkpoint
+from . import checkpoint, distributed
 from .batches import make_batches
 from .config import TrainConfig
 from .data import load_dataset, check_fits
@@ -46,15 +51,30 @@ class Run:
     history: list[dict]
     test: Evaluation | None
     classes: list[str]
+    model: torch.nn.Module | None = None  # the trained network (without DDP)
 
 
 def train(analysis: Analysis, spec_text: str, config: TrainConfig, out_dir: Path, *,
           resume: bool = False, show_progress: bool = True, echo=print) -> Run:
-    device = pick_device(config.device)
+    """Train in this process, or as one rank of a torchrun job when its environment says so."""
+    world = distributed.World.from_env()
+    device = distributed.pick_device(config.device, world)
+    with distributed.joined(world, device):
+        return _train(analysis, spec_text, config, out_dir, resume, show_progress,
+                      echo if world.main else _silent, world, device)
+
+
+def _silent(*args, **kwargs) -> None:
+    pass
+
+
+def _train(analysis, spec_text, config, out_dir, resume, show_progress, echo, world,
+           device) -> Run:
     torch.manual_seed(config.seed)
     num_classes = analysis.output[0] if len(analysis.output) == 1 else None
-    dataset = load_dataset(config.dataset, config.data_dir, input_shape=analysis.input,
-                           num_classes=num_classes)
+    with world.local_main_first():  # one download per machine
+        dataset = load_dataset(config.dataset, config.data_dir, input_shape=analysis.input,
+                               num_classes=num_classes)
     check_fits(analysis.input, analysis.output, dataset)
     train_indices, val_indices = split_indices(len(dataset.train), config)
     channels_last = device.type == "cuda" and len(analysis.input) == 3
@@ -66,13 +86,16 @@ def train(analysis: Analysis, spec_text: str, config: TrainConfig, out_dir: Path
     model = build(analysis).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    steps_per_epoch = train_batches.batch_count(config.batch_size)
+    if world.rank:  # the model is the same everywhere; dropout masks should not be
+        torch.manual_seed(config.seed + 7919 * world.rank)
+    steps_per_epoch = train_batches.batch_count(config.batch_size, world.size)
     optimizer = make_optimizer(config, model)
     scheduler, per_step = make_scheduler(config, optimizer, steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type) if config.amp == "fp16" else None
     autocast = autocast_factory(config.amp, device)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if world.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     history, best, stale, start = [], math.inf, 0, 1
     if resume:
         state = checkpoint.load(out_dir / "last.pt")
@@ -83,44 +106,66 @@ def train(analysis: Analysis, spec_text: str, config: TrainConfig, out_dir: Path
             scheduler.load_state_dict(state["scheduler"])
         history, best, stale = state["history"], state["best"], state["stale"]
         start = state["epoch"] + 1
-        checkpoint.restore_rng(state["rng"])
+        _restore_rng(state, world, config)
         echo(f"resuming {out_dir} after epoch {state['epoch']}")
-    (out_dir / "spec.spec").write_text(spec_text)
-    (out_dir / "config.json").write_text(json.dumps(
-        {**config.to_dict(), "device_used": str(device), "torch": torch.__version__,
-         "params": analysis.totals.params, "train_examples": len(train_batches),
-         "val_examples": len(val_batches) if val_batches else 0}, indent=2) + "\n")
-    echo(f"training {analysis.totals.params:,} parameters on {device} with "
-         f"{len(train_batches):,} {dataset.name} images, batch {config.batch_size}, "
-         f"{config.optimizer} lr {config.lr:g}, {config.epochs} epochs")
+    if world.main:
+        (out_dir / "spec.spec").write_text(spec_text)
+        (out_dir / "config.json").write_text(json.dumps(
+            {**config.to_dict(), "device_used": str(device), "torch": torch.__version__,
+             "params": analysis.totals.params, "train_examples": len(train_batches),
+             "val_examples": len(val_batches) if val_batches else 0,
+             **({"world_size": world.size} if world.distributed else {})}, indent=2) + "\n")
+    if world.distributed:
+        echo(f"training {analysis.totals.params:,} parameters data-parallel, world size "
+             f"{world.size} ({dist_backend(device)}, {device.type}), with "
+             f"{len(train_batches):,} {dataset.name} images, batch {config.batch_size} per "
+             f"process = global batch {config.batch_size * world.size}, "
+             f"{config.optimizer} lr {config.lr:g}, {config.epochs} epochs")
+    else:
+        echo(f"training {analysis.totals.params:,} parameters on {device} with "
+             f"{len(train_batches):,} {dataset.name} images, batch {config.batch_size}, "
+             f"{config.optimizer} lr {config.lr:g}, {config.epochs} epochs")
 
     if config.early_stopping and val_batches is None:
         echo("note: --early-stopping watches the validation loss; without --val-split it is off")
-    forward = torch.compile(model) if config.compile else model
-    progress = EpochProgress(show_progress)
+    trained = world.wrap(model, device)  # DDP, or the model itself
+    forward = torch.compile(trained) if config.compile else trained
+    # DDP's forward takes part in collectives; evaluation, whose batches may differ in number
+    # between processes, runs the module itself and sums its results afterwards.
+    assess = forward if not world.distributed else \
+        torch.compile(model) if config.compile else model
+    shard = dict(rank=world.rank, world=world.size)
+    progress = EpochProgress(show_progress and world.main)
     sync_every = 1 if device.type == "cpu" else 50
     with _sigint_flag() as interrupted:
         for epoch in range(start, config.epochs + 1):
             record = _train_epoch(forward, train_batches, optimizer, scheduler if per_step else None,
                                   scaler, autocast, config, epoch, progress, interrupted,
-                                  sync_every, steps_per_epoch)
+                                  sync_every, steps_per_epoch, world)
             if scheduler is not None and not per_step:
                 scheduler.step()
+            world.sync_buffers(model)
             if val_batches is not None:
-                val = evaluate(forward, val_batches, len(dataset.classes), autocast=autocast)
+                val = evaluate(assess, functools.partial(val_batches, **shard),
+                               len(dataset.classes), autocast=autocast, reduce=world.sum)
                 record.update(val_loss=val.loss, val_accuracy=val.accuracy)
             history.append(record)
+            # Every process computes the same record (sums over all), so all stop together.
             monitored = record["val_loss"] if val_batches is not None else record["train_loss"]
             improved = monitored < best
             best, stale = (monitored, 0) if improved else (best, stale + 1)
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict() if scheduler else None,
-                     "epoch": epoch, "history": history, "best": best, "stale": stale,
-                     "rng": checkpoint.rng_state(), "config": config.to_dict()}
-            checkpoint.save_atomically(state, out_dir / "last.pt")
-            if improved:
-                checkpoint.save_atomically(state, out_dir / "best.pt")
-            _write_metrics(history, out_dir / "metrics.jsonl")
+            rng = world.gather(checkpoint.rng_state())
+            if world.main:
+                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict() if scheduler else None,
+                         "epoch": epoch, "history": history, "best": best, "stale": stale,
+                         "rng": rng[0], "config": config.to_dict()}
+                if world.distributed:
+                    state["rng_per_rank"] = rng
+                checkpoint.save_atomically(state, out_dir / "last.pt")
+                if improved:
+                    checkpoint.save_atomically(state, out_dir / "best.pt")
+                _write_metrics(history, out_dir / "metrics.jsonl")
             echo(_epoch_line(record, config.epochs))
             if config.early_stopping and val_batches is not None and \
                     stale >= config.early_stopping:
@@ -128,16 +173,22 @@ def train(analysis: Analysis, spec_text: str, config: TrainConfig, out_dir: Path
                 break
     test = None
     if test_batches is not None:
-        test = evaluate(forward, test_batches, len(dataset.classes), autocast=autocast)
+        test = evaluate(assess, functools.partial(test_batches, **shard), len(dataset.classes),
+                        autocast=autocast, reduce=world.sum)
         echo(f"test accuracy {test.accuracy:.2%} on {len(test_batches):,} images "
              f"(loss {test.loss:.4f})")
-    from .plot import plot_curves
-    plot_curves(history, out_dir / "curves.png")
-    return Run(out_dir, history, test, dataset.classes)
+    if world.main:
+        from .plot import plot_curves
+        plot_curves(history, out_dir / "curves.png")
+    return Run(out_dir, history, test, dataset.classes, model)
+
+
+def dist_backend(device: torch.device) -> str:
+    return "nccl" if device.type == "cuda" else "gloo"
 
 
 def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, config, epoch,
-                 progress, interrupted, sync_every, steps) -> dict:
+                 progress, interrupted, sync_every, steps, world) -> dict:
     device = batches.device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -147,10 +198,14 @@ def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, 
     started = time.perf_counter()
     try:
         for step, (images, labels) in enumerate(batches(config.batch_size, _epoch_seed(config,
-                                                                                      epoch)), 1):
+                                                                                      epoch),
+                                                        world.rank, world.size), 1):
+            # This process's part of the batch's mean loss (all of it in a world of one).
+            weight = len(labels) if not world.distributed else \
+                batches.global_size(step - 1, config.batch_size, world.size) / world.size
             with autocast():
                 outputs = forward(images)
-                loss = F.cross_entropy(outputs, labels, label_smoothing=config.label_smoothing)
+                loss = _loss(outputs, labels, config, weight)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -164,26 +219,64 @@ def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, 
             loss = loss.detach().float()
             # Recorded on the device, read at sync points: the exact step without a sync per step.
             first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
-            loss_sum += loss * len(labels)
+            loss_sum += loss * weight
             correct += (outputs.argmax(1) == labels).sum()
             seen += len(labels)
+            if world.distributed:  # every process learns of a NaN or a Ctrl-C at the same step
+                if step % sync_every == 0 or step == steps:
+                    bad, stop = world.agree(first_bad, interrupted())
+                    _check_finite(bad, epoch)
+                    progress.update(seen * world.size, float(loss_sum) / max(1.0, seen))
+                    if stop:
+                        raise Interrupted(epoch, step)
+                continue
             if step % sync_every == 0 or step == steps:
-                bad = int(first_bad)
-                if bad:
-                    raise NonFiniteLoss(f"the loss became NaN or infinite in epoch {epoch} at step "
-                                        f"{bad}; training stopped",
-                                        hint="lower --lr, add BatchNorm, or check the data; "
-                                             "checkpoints of earlier epochs are untouched")
+                _check_finite(int(first_bad), epoch)
                 progress.update(seen, float(loss_sum) / seen)
             if interrupted():
                 raise Interrupted(epoch, step)
     finally:
         progress.stop()
     seconds = time.perf_counter() - started
+    if world.distributed:  # the epoch's sums over all processes
+        totals = world.sum(torch.stack([loss_sum.double(), correct.double(),
+                                        torch.tensor(seen, dtype=torch.float64, device=device)]))
+        loss_total, correct, seen = totals.tolist()
+        loss_sum = torch.tensor(loss_total)
     return {"epoch": epoch, "train_loss": float(loss_sum) / seen,
             "train_accuracy": int(correct) / seen, "val_loss": None, "val_accuracy": None,
             "seconds": round(seconds, 3), "images_per_s": round(seen / seconds, 1),
             "lr": optimizer.param_groups[0]["lr"]}
+
+
+def _loss(outputs, labels, config, weight):
+    """Cross-entropy averaged over the batch. Under DDP, which averages gradients over the
+    processes, each one's sum is divided by its `weight`, the global batch over the world size,
+    so that the average is the mean over the global batch even where the slices differ in size."""
+    if weight == len(labels):
+        return F.cross_entropy(outputs, labels, label_smoothing=config.label_smoothing)
+    return F.cross_entropy(outputs, labels, label_smoothing=config.label_smoothing,
+                           reduction="sum") / weight
+
+
+def _check_finite(bad_step: int, epoch: int) -> None:
+    if bad_step:
+        raise NonFiniteLoss(f"the loss became NaN or infinite in epoch {epoch} at step "
+                            f"{bad_step}; training stopped",
+                            hint="lower --lr, add BatchNorm, or check the data; "
+                                 "checkpoints of earlier epochs are untouched")
+
+
+def _restore_rng(state: dict, world, config: TrainConfig) -> None:
+    """Each process's random state as saved; a checkpoint of another world size gives rank 0's
+    to rank 0 and fresh seeds to the others."""
+    per_rank = state.get("rng_per_rank")
+    if per_rank is not None and len(per_rank) == world.size:
+        checkpoint.restore_rng(per_rank[world.rank])
+        return
+    checkpoint.restore_rng(state["rng"])
+    if world.rank:
+        torch.manual_seed(config.seed + 7919 * world.rank + state["epoch"])
 
 
 def _load_model(model, state: dict, path: Path) -> None:
