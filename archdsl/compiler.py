@@ -20,8 +20,13 @@ class Network(nn.Module):
                 module.requires_grad_(False)
             _attach(self, node.name, module)
             self._order.append((module, node.name, node.inputs))
+        self._by_name = {name: module for module, name, _ in self._order}
         previous = [INPUT] + [name for _, name, _ in self._order[:-1]]
         self._is_chain = all(inputs == (p,) for (_, _, inputs), p in zip(self._order, previous))
+
+    def layer(self, name: str) -> nn.Module:
+        """The module of the row `name` (get_submodule fails on names like `double`)."""
+        return self._by_name[name]
 
     def forward(self, x):
         if self._is_chain:
@@ -40,9 +45,29 @@ def build(source: Analysis | Spec | str) -> Network:
 
 
 def _attach(root: nn.Module, path: str, module: nn.Module) -> None:
+    # Registered through _modules, not add_module: a row may be named like an nn.Module method
+    # (`double`, `train`), and its state_dict key must still be its row name.
     *parents, leaf = path.split(".")
     for part in parents:
-        if not hasattr(root, part):
-            root.add_module(part, nn.Module())
-        root = getattr(root, part)
-    root.add_module(leaf, module)
+        root = root._modules.setdefault(part, nn.Module())
+    root._modules[leaf] = module
+
+
+def load_state_dict_by_order(model: nn.Module, state_dict: dict) -> None:
+    """Copy a foreign state_dict (torchvision's, say) into `model` by position, not by name.
+
+    A spec's modules are named after its rows (`layer1.block1.body.conv1`), so the keys of an
+    architecture written elsewhere never match; the order of parameters and buffers does, when
+    the spec lists the layers in the same order. Counts and every shape are checked first, and
+    the first mismatch is raised as a ValueError naming both keys and both shapes.
+    """
+    ours, theirs = list(model.state_dict().items()), list(state_dict.items())
+    for index in range(max(len(ours), len(theirs))):
+        key, mine = ours[index] if index < len(ours) else (None, None)
+        other, tensor = theirs[index] if index < len(theirs) else (None, None)
+        if mine is None or tensor is None or mine.shape != tensor.shape:
+            a = "nothing" if mine is None else f"{key} of shape {tuple(mine.shape)}"
+            b = "nothing" if tensor is None else f"{other} of shape {tuple(tensor.shape)}"
+            raise ValueError(f"tensor {index} differs: the model has {a}, the state_dict {b} "
+                             f"({len(ours)} parameters and buffers against {len(theirs)})")
+    model.load_state_dict({key: tensor for (key, _), (_, tensor) in zip(ours, theirs)})

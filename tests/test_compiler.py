@@ -23,7 +23,7 @@ def test_module_matches_the_analysis(path):
         return hook
 
     for row in analysis.rows:
-        model.get_submodule(row.name).register_forward_hook(record(row.name))
+        model.layer(row.name).register_forward_hook(record(row.name))
     with torch.no_grad():
         out = model(torch.randn(2, *analysis.input))
     assert tuple(out.shape) == (2, *analysis.output)
@@ -37,6 +37,15 @@ def test_state_dict_keys_follow_row_names():
                                         "block2.conv.weight", "block2.conv.bias",
                                         "linear.weight", "linear.bias"]
     assert "(block1): Module(" in str(model)
+
+
+def test_rows_may_be_named_like_module_methods():
+    model = build("input 1x8x8\ndef Double(c) = [Conv(c, 3, p=1) -> ReLU]\n"
+                  "[Double(4)] as up -> Conv(2, 1) as train")
+    assert list(model.state_dict()) == ["up.double.conv.weight", "up.double.conv.bias",
+                                        "train.weight", "train.bias"]
+    assert model.layer("up.double.conv") is model._modules["up"]._modules["double"].conv
+    assert model(torch.randn(1, 1, 8, 8)).shape == (1, 2, 8, 8)
 
 
 def test_frozen_layer_has_no_gradient():
