@@ -75,8 +75,20 @@ def load(path: str, input=None, batch: int = 1) -> Analysis:
 @app.command()
 def check(spec: SpecArgument, input: InputOption = None, format: FormatOption = Format.table,
           batch: BatchOption = 1):
-    """Every layer's output shape, parameters and MACs, then the totals."""
-    typer.echo(render_analysis(load(spec, input, batch), format.value))
+    """Every layer's output shape, parameters and MACs, then the totals.
+
+    Exits 1 when one of the spec's assertions (`assert params < 100k`) fails."""
+    from .budget import check_budget, failures
+    from .report import render_check
+
+    analysis = load(spec, input, batch)
+    results = check_budget(analysis)
+    typer.echo(render_check(analysis, results, format.value))
+    failed = failures(results)
+    for error in failed:
+        typer.echo(error.render(analysis.spec.text, analysis.spec.filename), err=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -119,13 +131,33 @@ class Precision(str, Enum):
     fp16 = "fp16"
 
 
-def _run_or_exit(function, *args, text=None, name="<spec>", **kwargs):
-    """Call the library; a run's error becomes a message and its exit code, never a traceback."""
+def _run_or_exit(function, *args, text=None, name="<spec>", rank=None, **kwargs):
+    """Call the library; a run's error becomes a message and its exit code, never a traceback.
+    `rank`: this process's rank in a job of several, named in its messages."""
     try:
         return function(*args, **kwargs)
     except ArchDSLError as error:
-        typer.echo(error.render(text, name), err=True)
+        message = error.render(text, name)
+        if rank is None:
+            typer.echo(message, err=True)
+        elif rank == 0 or not getattr(error, "same_on_every_rank", False):
+            typer.echo(f"[rank {rank}] {message}", err=True)
         raise typer.Exit(getattr(error, "exit_code", 2)) from None
+
+
+def _train_arguments(spec: str, out_dir: Path, resume: bool, input, overrides: dict) -> list[str]:
+    """The options of this `archdsl train` for the processes of --nproc: what was given, with the
+    run directory fixed (each process would otherwise number its own)."""
+    arguments = [spec, "--resume" if resume else "--out", str(out_dir)]
+    for name, value in overrides.items():
+        option = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            arguments.append(option if value else f"--no-{name}")
+        elif value is not None:
+            arguments += [option, str(value)]
+    if input is not None:
+        arguments += ["--input", "x".join(map(str, input))]
+    return arguments
 
 
 @app.command()
@@ -157,11 +189,23 @@ def train(
     out: Annotated[Optional[str], typer.Option(help="Run directory (default runs/<spec>).")] = None,
     resume: Annotated[Optional[str], typer.Option(
         metavar="RUN_DIR", help="Continue a run after its last completed epoch.")] = None,
+    nproc: Annotated[Optional[int], typer.Option(
+        min=1, metavar="N", help="Train data-parallel in N processes on this machine, one per "
+                                 "GPU (or on the CPU), started with torchrun; --batch-size is "
+                                 "per process.")] = None,
     input: InputOption = None,
 ):
     """Train a spec: progress per epoch, checkpoints, metrics and curves in a run directory."""
+    from .train import distributed
     from .train.config import resumed_config, run_directory
     from .train.loop import Interrupted, train as run_training
+
+    world = _run_or_exit(distributed.World.from_env)
+    launching = nproc is not None and nproc > 1 and not world.distributed
+    if launching and spec == "-":
+        typer.echo("error: --nproc starts processes that each read the spec: give a file, not -",
+                   err=True)
+        raise typer.Exit(2)
 
     analysis = load(spec, input)
     overrides = dict(
@@ -178,10 +222,21 @@ def train(
         config = _run_or_exit(TrainConfig.from_spec, source, text=source.text,
                               name=source.filename).replace(**overrides)
         out_dir = run_directory(spec, out)
+    if launching:
+        # Refuse a device the processes cannot have before starting them.
+        from .train.setup import autocast_factory
+        last = distributed.World(rank=nproc - 1, size=nproc, local_rank=nproc - 1)
+        _run_or_exit(autocast_factory, config.amp,
+                     _run_or_exit(distributed.pick_device, config.device, last))
+        arguments = _train_arguments(spec, out_dir, resume is not None, input, overrides)
+        raise typer.Exit(distributed.launch(nproc, arguments, typer.echo))
     try:
         result = _run_or_exit(run_training, analysis, analysis.spec.text, config, out_dir,
-                              resume=resume is not None)
+                              resume=resume is not None,
+                              rank=world.rank if world.distributed else None)
     except Interrupted as stop:
+        if not world.main:
+            raise typer.Exit(130) from None
         if (out_dir / "last.pt").exists():
             spec_path = out_dir / "spec.spec" if spec == "-" else spec
             typer.echo(f"\n{stop}; the last completed epoch is saved in {out_dir}/last.pt\n"
@@ -190,7 +245,8 @@ def train(
             typer.echo(f"\n{stop}; no epoch was completed, so there is nothing to resume",
                        err=True)
         raise typer.Exit(130) from None
-    typer.echo(f"run saved in {result.out_dir}")
+    if world.main:
+        typer.echo(f"run saved in {result.out_dir}")
 
 
 @app.command("eval")
@@ -213,3 +269,94 @@ def evaluate(
     result = _run_or_exit(evaluate_checkpoint, analysis, Path(checkpoint), dataset=dataset,
                           data_dir=data_dir, device=device)
     typer.echo(render_evaluation(result, format.value))
+
+
+def _parse_or_exit(path: str):
+    """Read and parse a spec: (text, name, spec); bad input prints file:line:col, exits 2."""
+    text = None
+    name = "<stdin>" if path == "-" else path
+    try:
+        text = decode(sys.stdin.buffer.read()) if path == "-" else read_text(path)
+        return text, name, parse(text, name)
+    except ArchDSLError as error:
+        typer.echo(error.render(text, name), err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def explain(
+    spec: SpecArgument,
+    layer: Annotated[Optional[str], typer.Option(
+        metavar="NAME", help="Only this row, or the rows of this scope (e.g. layer2).")] = None,
+    input: InputOption = None, format: FormatOption = Format.table,
+):
+    """Per layer: output size formula, parameters and MACs as products, receptive field.
+
+    Formulas have their numbers filled in; the receptive field and jump (effective stride) of
+    each layer's outputs are in input pixels."""
+    from .explain import explain as explain_analysis
+    from .report import render_explanation
+
+    analysis = load(spec, input)
+    try:
+        explanation = explain_analysis(analysis, layer)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--layer") from None
+    typer.echo(render_explanation(explanation, format.value))
+
+
+@app.command()
+def sweep(
+    spec: SpecArgument,
+    inputs: Annotated[Optional[str], typer.Option(
+        "--input", metavar="CxHxW[,CxHxW…]", help="Input shapes, e.g. 1x28x28,1x32x32.")] = None,
+    size: Annotated[Optional[str], typer.Option(
+        metavar="START:STOP:STEP", help="Sizes for every spatial axis with the spec's channels: "
+                                        "28:224:32, 28:64 (step 1) or 28,32,64.")] = None,
+    format: FormatOption = Format.table, batch: BatchOption = 1,
+):
+    """Output shape, parameters and MACs across input sizes; where sizes break.
+
+    For an invalid size, the layer that breaks and why; then the smallest valid input."""
+    from .report import render_sweep
+    from .sweep import parse_shapes, parse_sizes, sweep as run_sweep
+
+    if (inputs is None) == (size is None):
+        raise typer.BadParameter("give either --input shapes or --size sizes",
+                                 param_hint="--input / --size")
+    try:
+        shapes = parse_shapes(inputs) if inputs is not None else None
+        sizes = parse_sizes(size) if size is not None else None
+    except ValueError as error:
+        raise typer.BadParameter(str(error),
+                                 param_hint="--input" if inputs is not None else "--size") from None
+    text, name, parsed = _parse_or_exit(spec)
+    try:
+        result = _run_or_exit(run_sweep, parsed, shapes, sizes, batch, text=text, name=name)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--size") from None
+    typer.echo(render_sweep(result, format.value))
+
+
+@app.command("fmt")
+def format_command(
+    spec: SpecArgument,
+    check_only: Annotated[bool, typer.Option(
+        "--check", help="Print nothing if the spec is already canonical, else a diff; "
+                        "exit 1 if not.")] = False,
+):
+    """Print the spec in canonical layout, comments kept."""
+    import difflib
+
+    from .fmt import format_spec
+
+    text, name, _ = _parse_or_exit(spec)
+    formatted = _run_or_exit(format_spec, text, name, text=text, name=name)
+    if not check_only:
+        typer.echo(formatted, nl=False)
+        return
+    if formatted != text:
+        typer.echo("".join(difflib.unified_diff(
+            text.splitlines(keepends=True), formatted.splitlines(keepends=True),
+            fromfile=name, tofile=f"{name} (formatted)")), nl=False)
+        raise typer.Exit(1)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Union
 
 from .errors import InputShapeError, Span
@@ -116,6 +117,18 @@ class TrainDecl:
 
 
 @dataclass(frozen=True)
+class AssertDecl:
+    """`assert params < 100k`: a bound on a total of the analysis, checked by `archdsl check`."""
+
+    metric: str
+    comparator: str  # < <= > >=
+    bound: Decimal  # the number with its suffix applied: 100k -> 100000
+    text: str  # the bound as written, e.g. 1.5M
+    span: Span
+    metric_span: Span
+
+
+@dataclass(frozen=True)
 class Spec:
     """A parsed spec: its body, its declared input, and the text it came from (for error carets)."""
 
@@ -125,6 +138,7 @@ class Spec:
     filename: str = "<spec>"
     training: TrainDecl | None = None
     definitions: tuple[Definition, ...] = ()
+    assertions: tuple[AssertDecl, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,24 @@
 from __future__ import annotations
 
 import functools
+import keyword
 import re
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from .errors import ArchDSLError, Span, SpecFileError, SpecSyntaxError
-from .ir import (Argument, Call, Chain, Definition, Group, InputDecl, Name, Named, Operation,
-                 Parallel, Parameter, Repeat, Spec, TrainDecl, parse_shape)
+from .budget import METRICS, parse_bound
+from .ir import (Argument, AssertDecl, Call, Chain, Definition, Group, InputDecl, Name, Named,
+                 Operation, Parallel, Parameter, Repeat, Spec, TrainDecl, parse_shape)
+from .layers.base import suggest
 
 # What to call each terminal when saying what was expected.
 _TERMINAL_WORDS = {
     "NAME": "a layer name", "MINUS": "'-'", "SHAPE": "a shape like 1x28x28", "INT": "a number",
     "FLOAT": "a number", "STRING": "a string",
+    "_AS": "'as'", "COMPARATOR": "a comparison ('<', '<=', '>' or '>=')",
+    "BOUND": "a number such as 100k or 1.5M",
     "$END": "the end of the spec",
 }
 
@@ -122,6 +127,8 @@ def _syntax_error(error: UnexpectedInput, text: str) -> SpecSyntaxError:
         hint = "steps are joined by '->'; is one missing before this?"
     elif isinstance(error, UnexpectedToken) and error.token.type in ("INPUT", "TRAIN"):
         hint = "the input line and the train(...) block come before the network"
+    elif isinstance(error, UnexpectedToken) and error.token.type == "ASSERT":
+        hint = "assertions come before the network, with the input line"
     elif isinstance(error, UnexpectedCharacters) and found == "'×'":
         hint = "write shapes with the letter x, as in 1x28x28"
     elif at_end and ("']'" in expected or "')'" in expected):
@@ -182,17 +189,20 @@ class _ToSpec(Transformer):
         self.text, self.filename = text, filename
 
     def start(self, meta, children):
-        declared, definitions = {}, []
+        declared, definitions, assertions = {}, [], []
         for child in children[:-1]:
             if isinstance(child, Definition):
                 definitions.append(child)
+                continue
+            if isinstance(child, AssertDecl):
+                assertions.append(child)
                 continue
             if type(child) in declared:
                 what = "input shape" if isinstance(child, InputDecl) else "train block"
                 raise SpecSyntaxError(f"the {what} is declared twice", child.span)
             declared[type(child)] = child
         return Spec(children[-1], declared.get(InputDecl), self.text, self.filename,
-                    declared.get(TrainDecl), tuple(definitions))
+                    declared.get(TrainDecl), tuple(definitions), tuple(assertions))
 
     def definition(self, meta, children):
         name, *parameters, body = children
@@ -204,6 +214,9 @@ class _ToSpec(Transformer):
             defaulted = parameter.has_default
         names = [p.name for p in parameters]
         for index, parameter in enumerate(parameters):
+            if keyword.iskeyword(parameter.name):  # lowering binds parameters as dataclass fields
+                raise SpecSyntaxError(f"parameter name {parameter.name!r} is reserved; choose "
+                                      f"another", parameter.span)
             if parameter.name in names[:index]:
                 raise SpecSyntaxError(f"parameter {parameter.name!r} is declared twice",
                                       parameter.span)
@@ -227,6 +240,14 @@ class _ToSpec(Transformer):
     def input_decl(self, meta, children):
         (token,) = children
         return InputDecl(parse_shape(str(token), Span.of(token)), Span.of(meta))
+
+    def assert_decl(self, meta, children):
+        metric, comparator, bound = children
+        if str(metric) not in METRICS:
+            raise ArchDSLError(f"unknown metric {str(metric)!r}{suggest(str(metric), METRICS)}",
+                               Span.of(metric), hint="metrics: " + ", ".join(METRICS))
+        return AssertDecl(str(metric), str(comparator), parse_bound(str(bound)), str(bound),
+                          Span.of(meta), Span.of(metric))
 
     def train_decl(self, meta, arguments):
         return TrainDecl(tuple(arguments), Span.of(meta))

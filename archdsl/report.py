@@ -110,3 +110,99 @@ def render_evaluation(result: dict, fmt: str) -> str:
                           enumerate(zip(result["classes"], result["confusion"]))],
                          headers=("true \\ predicted", *short), tablefmt=style)
     return f"{head}\n\n{per_class}\n\n{confusion}"
+
+
+def render_check(analysis: Analysis, budget: list, fmt: str) -> str:
+    """`check`'s output: the analysis, then the spec's assertions (BudgetResults), if any."""
+    if not budget:
+        return render_analysis(analysis, fmt)
+    if fmt == "json":
+        data = analysis.to_dict()
+        data["budget"] = [result.to_dict() for result in budget]
+        return json.dumps(data, indent=2, ensure_ascii=False)
+    rows = [("ok" if r.passed else "FAILED", r.statement, f"{r.value:,}",
+             f"line {r.assertion.span.line}") for r in budget]
+    failed = sum(not r.passed for r in budget)
+    title = f"budget: {len(budget) - failed} of {len(budget)} assertions hold"
+    if fmt == "markdown":
+        title = f"### {title}"
+        table = tabulate(rows, headers=("", "assertion", "value", "where"), tablefmt="github",
+                         colalign=("left", "left", "right", "left"))
+    else:
+        table = tabulate(rows, colalign=("left", "left", "right", "left"), tablefmt="plain")
+    return f"{render_analysis(analysis, fmt)}\n\n{title}\n\n{table}"
+
+
+def render_explanation(explanation, fmt: str) -> str:
+    """`explain`: per layer the output size's formula, parameters, MACs, receptive field."""
+    if fmt == "json":
+        return json.dumps(explanation.to_dict(), indent=2, ensure_ascii=False)
+    title = (f"{explanation.name}: input {format_shape(explanation.input)} → "
+             f"output {format_shape(explanation.output)}")
+    if fmt == "markdown":
+        rows = [(f"`{e.name}`", e.layer, format_shape(e.output), "<br>".join(e.shape),
+                 _params_text(e), e.macs_formula, _field_text(e)) for e in explanation.layers]
+        table = tabulate(rows, headers=("name", "layer", "output", "output size", "params",
+                                        "MACs", "receptive field"), tablefmt="github")
+        return f"### {title}\n\n{table}"
+    blocks = [title]
+    for e in explanation.layers:
+        lines = [f"{e.name}  {e.layer}: {' and '.join(format_shape(s) for s in e.inputs)} → "
+                 f"{format_shape(e.output)}"]
+        labelled = [("output", list(e.shape)), ("params", [_params_text(e)])]
+        if e.buffers_formula is not None:
+            labelled.append(("buffers", [e.buffers_formula]))
+        labelled += [("MACs", [e.macs_formula]), ("RF", [_field_text(e)])]
+        for label, texts in labelled:
+            for index, text in enumerate(texts):
+                lines.append(f"  {label if index == 0 else '':8} {text}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _params_text(e) -> str:
+    return e.params_formula + (" (frozen: not trainable)" if e.frozen else "")
+
+
+def _field_text(e) -> str:
+    """Receptive field and jump, with the step that grows them; — where outputs have no
+    spatial window (after Flatten, adaptive pooling, upsampling, transposed convolution)."""
+    if e.rf is None:
+        return "—"
+    return e.rf_formula
+
+
+def render_sweep(sweep, fmt: str) -> str:
+    """`sweep`: output shape, parameters, MACs and memory per input size; where each invalid
+    size breaks; the smallest valid input."""
+    if fmt == "json":
+        return json.dumps(sweep.to_dict(), indent=2, ensure_ascii=False)
+    rows = []
+    for p in sweep.points:
+        if p.valid:
+            rows.append((format_shape(p.input), format_shape(p.output), f"{p.params:,}",
+                         f"{p.macs:,}", human_bytes(p.activation_bytes), "ok"))
+        else:
+            rows.append((format_shape(p.input), "—", "—", "—", "—",
+                         f"breaks at {p.layer}" if p.layer else "invalid"))
+    table = tabulate(rows, headers=("input", "output", "params", "MACs",
+                                    f"activation memory (batch {sweep.batch})", "status"),
+                     colalign=("left", "left", "right", "right", "right", "left"),
+                     tablefmt=_STYLE[fmt])
+    title = f"{sweep.name}: {len(sweep.points)} input size{'s' * (len(sweep.points) != 1)}"
+    parts = [f"### {title}" if fmt == "markdown" else title, table]
+    broken = [p for p in sweep.points if not p.valid]
+    if broken:
+        details = [f"{format_shape(p.input)}: "
+                   + (f"{p.layer} (line {p.line}, column {p.column}): " if p.layer else "")
+                   + p.error for p in broken]
+        bullet = "- " if fmt == "markdown" else "  "
+        parts.append("where invalid sizes break:\n" + "\n".join(bullet + d for d in details))
+    if sweep.searched is not None:
+        low, high = sweep.searched
+        if sweep.smallest is not None:
+            parts.append(f"smallest valid input: {format_shape(sweep.smallest)} "
+                         f"(the smallest with equal spatial sizes, searched from {low} up)")
+        else:
+            parts.append(f"no input with equal spatial sizes from {low} to {high} is valid")
+    return "\n\n".join(parts)

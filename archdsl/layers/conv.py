@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Annotated, Union
 
 from ..errors import ArgumentError, ShapeError
-from .base import (Layer, Min, Padding, PositiveInt, Shape, Size, format_shape, format_size,
-                   numel, per_axis, register, spatial_input, window_output)
+from .base import (Layer, Min, Padding, PositiveInt, Shape, Size, Window, axis_names,
+                   format_shape, format_size, numel, per_axis, product, register, spatial_input,
+                   window_output)
 
 NonNegativeSize = Annotated[Union[int, tuple[int, ...]], Min(0),
                             "a non-negative integer or a tuple such as (0, 1)"]
@@ -34,6 +35,20 @@ class _Convolution(Layer):
         padding = (0,) * axes if self.padding in ("same", "valid") else \
             per_axis(self.padding, axes, "padding")
         return channels, spatial, kernel, stride, padding, dilation
+
+    def _explain(self, shape: Shape, rows: int, per_row: int, macs_factor: Shape) -> dict:
+        """Params `rows × (per_row/g · kernel) + bias` and MACs `factor × (per_row/g · kernel)`:
+        the weight's shape as a product; the totals are parameter_shapes' and macs'."""
+        data = Layer.explain(self, shape)
+        kernel = self._geometry(shape)[2]
+        window = f"({per_row}·{product(kernel)})" if self.groups == 1 else \
+            f"({per_row}/{self.groups} · {product(kernel)})"
+        params = sum(numel(s) for s in self.parameter_shapes(shape).values())
+        data["params"] = (f"{rows} × {window}" + (f" + {self.out}" if self.bias else "")
+                          + f" = {params:,}")
+        macs = self.macs(shape, self.output_shape(shape))
+        data["macs"] = f"{product(macs_factor)} × {window} = {macs:,}"
+        return data
 
     def describe(self, shape: Shape) -> str:
         channels, spatial, kernel, stride, padding, dilation = self._geometry(shape)
@@ -99,6 +114,18 @@ class Conv(_Convolution):
         _, _, kernel, stride, _, dilation = self._geometry(shape)
         return tuple((d * (k - 1) + 1, s) for k, s, d in zip(kernel, stride, dilation))
 
+    def explain(self, shape: Shape) -> dict:
+        channels, spatial, kernel, stride, padding, dilation = self._geometry(shape)
+        # weight out × in/g × kernel; each output element sums in/g × kernel products
+        data = self._explain(shape, self.out, channels, self.output_shape(shape))
+        if self.padding == "same":
+            data["shape"] = [f"{axis}_out = {axis} = {n} (padding='same' keeps the size)"
+                             for axis, n in zip(axis_names(len(spatial)), spatial)]
+        else:
+            data["shape"] = [Window(*args).formula(axis) for axis, *args in zip(
+                axis_names(len(spatial)), spatial, kernel, stride, padding, dilation)]
+        return data
+
     def build(self, shape: Shape):
         from torch import nn
         channels, spatial, kernel, stride, padding, dilation = self._geometry(shape)
@@ -136,11 +163,21 @@ class ConvTranspose(_Convolution):
                                     f"the stride {s} or the dilation {d} (PyTorch refuses it "
                                     "otherwise)", argument="output_padding")
 
-    def output_shape(self, shape: Shape) -> Shape:
+    def _axes(self, shape: Shape):
+        """Per spatial axis: (size, kernel, stride, padding, dilation, output_padding)."""
         _, spatial, kernel, stride, padding, dilation = self._geometry(shape)
         output_padding = per_axis(self.output_padding, len(spatial), "output_padding")
-        spread = tuple((n - 1) * s + d * (k - 1) + op + 1 for n, k, s, d, op
-                       in zip(spatial, kernel, stride, dilation, output_padding))
+        return tuple(zip(spatial, kernel, stride, padding, dilation, output_padding))
+
+    @staticmethod
+    def _spread(n: int, k: int, s: int, d: int, op: int) -> int:
+        """(W − 1)·S + D(F−1) + OP + 1: the output before the padding is trimmed."""
+        return (n - 1) * s + d * (k - 1) + op + 1
+
+    def output_shape(self, shape: Shape) -> Shape:
+        axes = self._axes(shape)
+        padding = tuple(p for _, _, _, p, _, _ in axes)
+        spread = tuple(self._spread(n, k, s, d, op) for n, k, s, _, d, op in axes)
         sizes = tuple(n - 2 * p for n, p in zip(spread, padding))
         if min(sizes) < 1:
             trimmed = tuple(2 * p for p in padding)
@@ -163,6 +200,16 @@ class ConvTranspose(_Convolution):
     def receptive_field(self, shape: Shape):
         # An output sees a varying number of inputs (stride-phase dependent): not one window.
         return None
+
+    def explain(self, shape: Shape) -> dict:
+        out = self.output_shape(shape)
+        # weight in × out/g × kernel; each input element spreads into out/g × kernel products
+        data = self._explain(shape, shape[0], self.out, shape)
+        data["shape"] = [
+            f"{axis}_out = ({n} − 1)·{s} − 2·{p} + {d}·({k}−1) + {op} + 1 = {size}"
+            for axis, (n, k, s, p, d, op), size
+            in zip(axis_names(len(out) - 1), self._axes(shape), out[1:])]
+        return data
 
     def build(self, shape: Shape):
         from torch import nn

@@ -22,6 +22,12 @@ class Flatten(Layer):
     def receptive_field(self, shape: Shape):
         return None
 
+    def explain(self, shape: Shape) -> dict:
+        data = super().explain(shape)
+        if len(shape) > 1:
+            data["shape"] = [f"flattens {format_shape(shape)} into {math.prod(shape)}"]
+        return data
+
     def describe(self, shape: Shape) -> str:
         return f"Flatten({format_shape(shape)}→{math.prod(shape)})"
 
@@ -57,6 +63,16 @@ class Linear(Layer):
 
     def receptive_field(self, shape: Shape):
         return None
+
+    def explain(self, shape: Shape) -> dict:
+        data = super().explain(shape)
+        features = self._features(shape)
+        params = sum(math.prod(s) for s in self.parameter_shapes(shape).values())
+        data["shape"] = [f"{features} features → {self.out}"]
+        data["params"] = (f"{self.out} × {features}" + (f" + {self.out}" if self.bias else "")
+                          + f" = {params:,}")
+        data["macs"] = f"{features} × {self.out} = {self.macs(shape, (self.out,)):,}"
+        return data
 
     def describe(self, shape: Shape) -> str:
         text = f"Linear({self._features(shape)}→{self.out}"

@@ -47,6 +47,12 @@ class Add(_Merge):
                                       "BatchNorm] gives the branches one shape")
         return first
 
+    def explain(self, *shapes: Shape) -> dict:
+        data = super().explain(*shapes)
+        data["shape"] = [f"adds {len(shapes)} inputs of shape {format_shape(shapes[0])} "
+                         f"element by element: shape unchanged"]
+        return data
+
     def describe(self, *shapes: Shape) -> str:
         return f"Add({' + '.join(format_shape(s) for s in shapes)})"
 
@@ -87,6 +93,19 @@ class Concat(_Merge):
     def output_shape(self, *shapes: Shape) -> Shape:
         self._crops(shapes)
         return (sum(s[0] for s in shapes), *shapes[0][1:])
+
+    def explain(self, *shapes: Shape) -> dict:
+        data = super().explain(*shapes)
+        out = self.output_shape(*shapes)
+        lines = [f"concatenates channels: {' + '.join(str(s[0]) for s in shapes)} = {out[0]}"
+                 + (f", each {format_shape(out[1:])}" if len(out) > 1 else "")]
+        for shape, offset in zip(shapes, self._crops(shapes)):
+            if shape[1:] != out[1:]:
+                lines.append(f"center-crops {format_shape(shape)} to "
+                             f"{format_shape((shape[0], *out[1:]))} from offset "
+                             f"{format_shape(offset)}")
+        data["shape"] = lines
+        return data
 
     def describe(self, *shapes: Shape) -> str:
         out = self.output_shape(*shapes)

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from typing import Annotated, Union
 
 from ..errors import ShapeError
-from .base import (Layer, Min, PositiveInt, Shape, Size, format_shape, format_size, per_axis,
-                   register, spatial_input, window_output)
+from .base import (Layer, Min, PositiveInt, Shape, Size, Window, axis_names, format_shape,
+                   format_size, per_axis, register, spatial_input, window_output)
 
 PoolPadding = Annotated[Union[int, tuple[int, ...]], Min(0),
                         "a non-negative integer or a tuple such as (0, 1)"]
@@ -43,6 +43,14 @@ class _WindowPool(Layer):
     def receptive_field(self, shape: Shape):
         _, _, kernel, stride, _, dilation = self._geometry(shape)
         return tuple((d * (k - 1) + 1, s) for k, s, d in zip(kernel, stride, dilation))
+
+    def explain(self, shape: Shape) -> dict:
+        data = super().explain(shape)
+        _, spatial, kernel, stride, padding, dilation = self._geometry(shape)
+        data["shape"] = [Window(n, k, s, p, d, self.ceil_mode).formula(axis)
+                         for axis, n, k, s, p, d in zip(axis_names(len(spatial)), spatial, kernel,
+                                                        stride, padding, dilation)]
+        return data
 
     def describe(self, shape: Shape) -> str:
         _, spatial, kernel, stride, padding, dilation = self._geometry(shape)
@@ -106,6 +114,13 @@ class AdaptiveAvgPool(Layer):
     def receptive_field(self, shape: Shape):
         return None
 
+    def explain(self, shape: Shape) -> dict:
+        data = super().explain(shape)
+        channels, spatial = spatial_input(self, shape)
+        data["shape"] = [f"averages each of the {channels} channels from {format_shape(spatial)} "
+                         f"to the fixed size {format_shape(self.output_shape(shape)[1:])}"]
+        return data
+
     def describe(self, shape: Shape) -> str:
         _, spatial = spatial_input(self, shape)
         return f"AdaptiveAvgPool{len(spatial)}d({format_size(self.output_shape(shape)[1:])})"
@@ -127,6 +142,13 @@ class GlobalAvgPool(Layer):
 
     def receptive_field(self, shape: Shape):
         return None
+
+    def explain(self, shape: Shape) -> dict:
+        data = super().explain(shape)
+        channels, spatial = spatial_input(self, shape)
+        data["shape"] = [f"averages each of the {channels} channels over its "
+                         f"{format_shape(spatial)} positions: {format_shape(shape)} → {channels}"]
+        return data
 
     def describe(self, shape: Shape) -> str:
         return f"GlobalAvgPool({format_shape(shape)}→{shape[0]})"

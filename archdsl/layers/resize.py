@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import ShapeError
-from .base import Layer, Shape, Size, format_shape, format_size, per_axis, register, spatial_input
+from .base import (Layer, Shape, Size, axis_names, format_shape, format_size, per_axis, register,
+                   spatial_input)
 
 # The interpolating modes PyTorch implements for one rank only: mode -> spatial axes.
 MODE_AXES = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
@@ -38,6 +39,13 @@ class Upsample(Layer):
     def receptive_field(self, shape: Shape):
         # Interpolation mixes a varying, mode-dependent set of inputs: not one window.
         return None
+
+    def explain(self, shape: Shape) -> dict:
+        data = super().explain(shape)
+        out = self.output_shape(shape)
+        data["shape"] = [f"{axis}_out = {n}·{s} = {o}" for axis, n, s, o in zip(
+            axis_names(len(shape) - 1), shape[1:], self._scale(shape), out[1:])]
+        return data
 
     def describe(self, shape: Shape) -> str:
         return f"Upsample{len(shape) - 1}d(×{format_size(self._scale(shape))}, {self.mode})"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import re
+import shlex
 import signal
 from dataclasses import dataclass
 
@@ -137,6 +139,10 @@ def pick_device(name: str, world: World) -> torch.device:
     return device
 
 
+def backend(device: torch.device) -> str:
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
 def timeout() -> datetime.timedelta:
     value = os.environ.get(TIMEOUT_VARIABLE, str(DEFAULT_TIMEOUT))
     try:
@@ -148,10 +154,15 @@ def timeout() -> datetime.timedelta:
     return datetime.timedelta(seconds=seconds)
 
 
+_joined_before = False  # torchrun's store cannot serve a second process group in one process
+
+
 @contextlib.contextmanager
 def joined(world: World, device: torch.device):
     """The process group for the block's duration; a failed or silent peer becomes a LostProcess
-    error within the timeout rather than a hang."""
+    error within the timeout rather than a hang. A process group the caller has already set up
+    is used as it is, and left for the caller to end."""
+    global _joined_before
     if not world.distributed:
         yield
         return
@@ -161,29 +172,39 @@ def joined(world: World, device: torch.device):
     cuda = device.type == "cuda"
     if cuda:
         torch.cuda.set_device(device)
-    try:
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=limit,
-                                device_id=device if cuda else None)
-    except (RuntimeError, ValueError) as err:  # DistError is a RuntimeError
-        raise LostProcess(f"rank {world.rank} could not join the other {world.size - 1} "
-                          f"process(es): {_first_line(err)}", hint=hint) from None
+    owned = not dist.is_initialized()
+    if owned:
+        if _joined_before and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            raise RunError("this process already trained once; under torchrun it cannot set up "
+                           "a second process group", hint="to train several times in one "
+                           "process, call torch.distributed.init_process_group first")
+        try:
+            dist.init_process_group(backend(device), timeout=limit,
+                                    device_id=device if cuda else None)
+        except (RuntimeError, ValueError) as err:  # DistError is a RuntimeError
+            raise LostProcess(f"could not join the other {world.size - 1} process(es): "
+                              f"{_first_line(err)}", hint=hint) from None
+        _joined_before = True
     try:
         yield
     except dist.DistError as err:
-        raise LostProcess(f"rank {world.rank} lost contact with the other processes: "
-                          f"{_first_line(err)}", hint=hint) from None
+        raise LostProcess(f"lost contact with the other processes: {_first_line(err)}",
+                          hint=hint) from None
     except RuntimeError as err:  # DDP's reducer reports a failed all-reduce as a RuntimeError
         if "gloo" not in str(err).lower() and "nccl" not in str(err).lower():
             raise
-        raise LostProcess(f"rank {world.rank} lost contact with the other processes: "
-                          f"{_first_line(err)}", hint=hint) from None
+        raise LostProcess(f"lost contact with the other processes: {_first_line(err)}",
+                          hint=hint) from None
     finally:
-        dist.destroy_process_group()
+        if owned:
+            dist.destroy_process_group()
 
 
 def _first_line(err: BaseException) -> str:
+    """The gist of a backend's error: its first sentence, without the C++ source location."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__
+    line = re.sub(r"^\[[^\]]*:\d+\]\s*", "", lines[0]) if lines else type(err).__name__
+    return re.split(r"(?<=\S)\. (?=[A-Z])", line, maxsplit=1)[0]
 
 
 # --- `archdsl train --nproc N`: torchrun on this machine -----------------------------------------
@@ -205,7 +226,7 @@ def launch(nproc: int, train_arguments: list[str], echo) -> int:
     # Each process gets its share of the cores (torchrun would give each one thread).
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     arguments = torchrun_arguments(nproc, train_arguments)
-    echo("starting " + " ".join(["torchrun", *arguments]))
+    echo("starting " + shlex.join(["torchrun", *arguments]))
     try:
         torchrun(arguments)
     except ChildFailedError as failed:
@@ -213,13 +234,14 @@ def launch(nproc: int, train_arguments: list[str], echo) -> int:
         if failure.exitcode == 130:  # Ctrl-C: rank 0 said how to resume
             return 130
         if failure.exitcode < 0:
-            how = f"was killed by {failure.signal_name()}"
+            how = f"was killed by {failure.signal_name()}; the other processes were stopped"
         else:
-            how = f"failed with exit code {failure.exitcode}"
-        echo(f"error: distributed training failed: rank {rank} (pid {failure.pid}) {how}; "
-             f"the other processes were stopped", err=True)
+            how = f"exited with code {failure.exitcode} (its message is above)"
+        echo(f"error: distributed training failed: rank {rank} (pid {failure.pid}) {how}",
+             err=True)
         return failure.exitcode if failure.exitcode > 0 else 1
-    except SignalException as stop:
-        echo(f"stopped by {stop.sigval.name}", err=True)
-        return 128 + int(stop.sigval) if stop.sigval != signal.SIGINT else 130
+    except SignalException as stop:  # torchrun passed the signal on to the processes
+        if stop.sigval != signal.SIGINT:  # after Ctrl-C, rank 0 has said how to resume
+            echo(f"stopped by {stop.sigval.name}", err=True)
+        return 128 + int(stop.sigval)
     return 0

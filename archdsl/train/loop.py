@@ -35,6 +35,7 @@ from .setup import autocast_factory, make_optimizer, make_scheduler, pick_device
 
 class NonFiniteLoss(RunError):
     exit_code = 1
+    same_on_every_rank = True  # the processes agree on it before raising it
 
 
 class Interrupted(Exception):
@@ -56,7 +57,8 @@ class Run:
 
 def train(analysis: Analysis, spec_text: str, config: TrainConfig, out_dir: Path, *,
           resume: bool = False, show_progress: bool = True, echo=print) -> Run:
-    """Train in this process, or as one rank of a torchrun job when its environment says so."""
+    """Train in this process, or as one rank of a torchrun job when its environment says so
+    (joining the process group for the run, or using the one the caller has set up)."""
     world = distributed.World.from_env()
     device = distributed.pick_device(config.device, world)
     with distributed.joined(world, device):
@@ -117,7 +119,7 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, echo, wo
              **({"world_size": world.size} if world.distributed else {})}, indent=2) + "\n")
     if world.distributed:
         echo(f"training {analysis.totals.params:,} parameters data-parallel, world size "
-             f"{world.size} ({dist_backend(device)}, {device.type}), with "
+             f"{world.size} ({distributed.backend(device)} on {device.type}), with "
              f"{len(train_batches):,} {dataset.name} images, batch {config.batch_size} per "
              f"process = global batch {config.batch_size * world.size}, "
              f"{config.optimizer} lr {config.lr:g}, {config.epochs} epochs")
@@ -183,10 +185,6 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, echo, wo
     return Run(out_dir, history, test, dataset.classes, model)
 
 
-def dist_backend(device: torch.device) -> str:
-    return "nccl" if device.type == "cuda" else "gloo"
-
-
 def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, config, epoch,
                  progress, interrupted, sync_every, steps, world) -> dict:
     device = batches.device
@@ -222,29 +220,25 @@ def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, 
             loss_sum += loss * weight
             correct += (outputs.argmax(1) == labels).sum()
             seen += len(labels)
-            if world.distributed:  # every process learns of a NaN or a Ctrl-C at the same step
-                if step % sync_every == 0 or step == steps:
-                    bad, stop = world.agree(first_bad, interrupted())
-                    _check_finite(bad, epoch)
-                    progress.update(seen * world.size, float(loss_sum) / max(1.0, seen))
-                    if stop:
-                        raise Interrupted(epoch, step)
-                continue
             if step % sync_every == 0 or step == steps:
-                _check_finite(int(first_bad), epoch)
-                progress.update(seen, float(loss_sum) / seen)
-            if interrupted():
+                # With several processes, all of them learn of a NaN or a Ctrl-C at this step.
+                bad, stop = world.agree(first_bad, interrupted())
+                _check_finite(bad, epoch)
+                progress.update(seen * world.size, float(loss_sum) / max(1, seen))
+                if stop:
+                    raise Interrupted(epoch, step)
+            elif not world.distributed and interrupted():
                 raise Interrupted(epoch, step)
     finally:
         progress.stop()
     seconds = time.perf_counter() - started
+    loss_total, correct_total = float(loss_sum), int(correct)
     if world.distributed:  # the epoch's sums over all processes
         totals = world.sum(torch.stack([loss_sum.double(), correct.double(),
                                         torch.tensor(seen, dtype=torch.float64, device=device)]))
-        loss_total, correct, seen = totals.tolist()
-        loss_sum = torch.tensor(loss_total)
-    return {"epoch": epoch, "train_loss": float(loss_sum) / seen,
-            "train_accuracy": int(correct) / seen, "val_loss": None, "val_accuracy": None,
+        loss_total, correct_total, seen = totals.tolist()
+    return {"epoch": epoch, "train_loss": loss_total / seen,
+            "train_accuracy": int(correct_total) / seen, "val_loss": None, "val_accuracy": None,
             "seconds": round(seconds, 3), "images_per_s": round(seen / seconds, 1),
             "lr": optimizer.param_groups[0]["lr"]}
 

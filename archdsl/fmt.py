@@ -1,0 +1,183 @@
+"""`archdsl fmt`: a spec in canonical layout, printed from its parse tree.
+
+The layout: declarations first, in a fixed order (input, train, assertions, definitions; each
+kind in the order written), then the network, its first step on one line and every further
+step on its own line after `  -> `. Inside a step, canonical spacing: `Conv(16, 3, p=1)`,
+`[a] + [b]`, `c*4 + 1`, a call without arguments bare (`ReLU`). A definition stays on one line
+when it fits in WIDTH columns; otherwise its steps go one per line, aligned after its `[`.
+
+What is written is kept: numbers, words, strings and keyword aliases (`k=3`, `3e-3`, `'same'`)
+appear as in the source; parentheses only where the arithmetic needs them. Comments are kept
+too, attached to the top-level item (declaration, definition or step of the network) they
+follow on the same line, or else to the item after them; a comment inside a step or definition
+that spans several lines moves above it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from lark import Token, Tree
+
+from .parser import _parser, parse
+
+WIDTH = 100
+CONTINUATION = "  -> "
+
+# Comments, skipping strings: in text that parses, a '#' outside a string starts a comment.
+_COMMENT = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|#[^\n]*")
+
+# Arithmetic precedence: higher binds tighter.
+_LEVEL = {"add": 1, "subtract": 1, "multiply": 2, "floordiv": 2, "negate": 3}
+_OPERATOR = {"add": " + ", "subtract": " - ", "multiply": "*", "floordiv": "//"}
+_DECLARATIONS = ("input_decl", "train_decl", "assert_decl", "definition")
+
+
+def format_spec(text: str, filename: str = "<spec>") -> str:
+    """The canonical form of spec text, ending in one newline. Bad input raises the same
+    ArchDSLError as parse(); the result parses to a spec that analyzes identically."""
+    parse(text, filename)  # every error, with its position, as check reports it
+    source = " " + text[1:] if text.startswith("\ufeff") else text
+    tree = _parser().parse(source)
+    *declarations, chain = tree.children
+    steps = list(chain.children)
+    items = [_Item(t) for t in declarations] + [_Item(t, step=True) for t in steps]
+    trailing_end = _attach_comments(source, items)
+
+    lines: list[str] = []
+    ordered = sorted((i for i in items if not i.step),
+                     key=lambda i: _DECLARATIONS.index(i.tree.data))
+    for item in ordered:
+        lines += item.before
+        lines += _with_trailing(_declaration(item.tree), item.trailing)
+    for index, item in enumerate(i for i in items if i.step):
+        indent = "" if index == 0 else "  "
+        lines += [indent + comment for comment in item.before]
+        lines += _with_trailing([("" if index == 0 else CONTINUATION) + _step(item.tree)],
+                                item.trailing)
+    lines += trailing_end
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class _Item:
+    tree: Tree
+    step: bool = False
+    before: list[str] = field(default_factory=list)
+    trailing: str | None = None
+
+
+def _attach_comments(source: str, items: list[_Item]) -> list[str]:
+    """Give each comment to an item; return the comments after the last item."""
+    end: list[str] = []
+    for match in _COMMENT.finditer(source):
+        if not match.group().startswith("#"):
+            continue
+        comment, offset = match.group().rstrip(), match.start()
+        line = source.count("\n", 0, offset) + 1
+        line_start = source.rfind("\n", 0, offset) + 1
+        own_line = not source[line_start:offset].strip()
+        inside = next((i for i in items if i.tree.meta.start_pos < offset < i.tree.meta.end_pos),
+                      None)
+        if inside is not None:
+            inside.before.append(comment)
+            continue
+        if not own_line:
+            ended = [i for i in items if i.tree.meta.end_pos <= offset
+                     and i.tree.meta.end_line == line]
+            if ended:
+                last = max(ended, key=lambda i: i.tree.meta.end_pos)
+                if last.trailing is None:
+                    last.trailing = comment
+                    continue
+        following = [i for i in items if i.tree.meta.start_pos > offset]
+        if following:
+            min(following, key=lambda i: i.tree.meta.start_pos).before.append(comment)
+        else:
+            end.append(comment)
+    return end
+
+
+def _with_trailing(lines: list[str], comment: str | None) -> list[str]:
+    if comment is not None:
+        lines[-1] += "  " + comment
+    return lines
+
+
+def _declaration(tree: Tree) -> list[str]:
+    kind = tree.data
+    if kind == "input_decl":
+        return [f"input {tree.children[0]}"]
+    if kind == "train_decl":
+        return [f"train({_arguments(tree.children)})"]
+    if kind == "assert_decl":
+        metric, comparator, bound = tree.children
+        return [f"assert {metric} {comparator} {bound}"]
+    name, *parameters, group = tree.children
+    head = f"def {name}({', '.join(_parameter(p) for p in parameters)}) = ["
+    steps = [_step(s) for s in group.children[0].children]
+    one_line = head + " -> ".join(steps) + "]"
+    if len(one_line) <= WIDTH or len(steps) == 1:
+        return [one_line]
+    pad = " " * len(head)
+    return [head + steps[0], *(pad + "-> " + s for s in steps[1:-1]), pad + "-> " + steps[-1] + "]"]
+
+
+def _parameter(tree: Tree) -> str:
+    name, *default = tree.children
+    return f"{name}={_value(default[0])}" if default else str(name)
+
+
+def _step(tree: Tree) -> str:
+    kind = tree.data
+    if kind == "call":
+        name, *arguments = tree.children
+        return f"{name}({_arguments(arguments)})" if arguments else str(name)
+    if kind == "group":
+        return "[" + " -> ".join(_step(s) for s in tree.children[0].children) + "]"
+    if kind == "repeat":
+        body, count = tree.children
+        return f"{_step(body)}*{count.children[0]}"
+    if kind == "named":
+        body, name = tree.children
+        return f"{_step(body)} as {name}"
+    if kind == "sum":
+        return " + ".join(_step(t) for t in tree.children)
+    if kind == "concat":
+        return " | ".join(_step(t) for t in tree.children)
+    raise AssertionError(f"unknown step {kind}")
+
+
+def _arguments(arguments) -> str:
+    parts = []
+    for argument in arguments:
+        if argument.data == "keyword":
+            keyword, value = argument.children
+            parts.append(f"{keyword}={_value(value)}")
+        else:
+            parts.append(_value(argument.children[0]))
+    return ", ".join(parts)
+
+
+def _value(tree) -> str:
+    if isinstance(tree, Token):
+        return str(tree)
+    kind = tree.data
+    if kind in ("integer", "real", "symbol", "string"):
+        return str(tree.children[0])
+    if kind == "tuple":
+        return "(" + ", ".join(_value(v) for v in tree.children) + ")"
+    if kind == "negate":
+        return "-" + _operand(tree.children[1], _LEVEL["negate"], right=False)
+    left, right = tree.children[0], tree.children[-1]  # subtract has its MINUS between
+    level = _LEVEL[kind]
+    return _operand(left, level, right=False) + _OPERATOR[kind] + _operand(right, level,
+                                                                           right=True)
+
+
+def _operand(tree, level: int, right: bool) -> str:
+    """An operand, in parentheses where it binds less tightly than its operator (or as tightly,
+    on the right: a - (b - c), a*(b//c))."""
+    inner = _LEVEL.get(tree.data, 4) if isinstance(tree, Tree) else 4
+    text = _value(tree)
+    return f"({text})" if inner < level or (right and inner == level) else text

@@ -1,0 +1,274 @@
+"""`archdsl fmt`: canonical layout. Properties: the formatted spec analyzes exactly as the
+original (same rows, same totals, or the same error), formatting is idempotent, and every
+comment survives; over the shipped specs and over generated ones."""
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from typer.testing import CliRunner
+
+from archdsl import ArchDSLError, analyze, parse
+from archdsl.cli import app
+from archdsl.fmt import format_spec
+from conftest import ROOT, SPECS
+from test_fuzz import EXTRA
+
+runner = CliRunner()
+COMMENT = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|#[^\n]*")
+
+
+def outcome(text: str, input="3x16x16"):
+    """What the analysis makes of a spec: its rows and totals, or its error's message."""
+    try:
+        spec = parse(text)
+        analysis = analyze(spec, None if spec.input else input)
+    except ArchDSLError as error:
+        return type(error).__name__, error.message
+    budget = [(a.metric, a.comparator, a.bound) for a in spec.assertions]
+    return analysis.input, analysis.rows, analysis.totals, budget
+
+
+def comments(text: str) -> list[str]:
+    return sorted(m.rstrip() for m in COMMENT.findall(text) if m.startswith("#"))
+
+
+def assert_formats_well(text: str) -> str:
+    formatted = format_spec(text)
+    assert format_spec(formatted) == formatted, formatted  # idempotent
+    assert outcome(formatted) == outcome(text), formatted
+    assert comments(formatted) == comments(text), formatted
+    assert formatted.endswith("\n") and not formatted.endswith("\n\n")
+    return formatted
+
+
+def test_simple_cnn_layout():
+    assert format_spec((ROOT / "specs/simple_cnn.spec").read_text()) == (
+        "# the tutorial's CNN: two conv blocks, then a classifier\n"
+        "input 1x28x28\n"
+        "Conv(16, 3, p=1)\n"
+        "  -> ReLU\n"
+        "  -> MaxPool(2)\n"
+        "  -> Conv(32, 3, p=1)\n"
+        "  -> ReLU\n"
+        "  -> MaxPool(2)\n"
+        "  -> Flatten\n"
+        "  -> Linear(128)\n"
+        "  -> ReLU\n"
+        "  -> Linear(10)\n")
+
+
+def test_declarations_come_first_in_a_fixed_order():
+    text = ("def B(c) = [A(c)]  # uses A\n"
+            "assert macs < 1M\n"
+            "# the definitions\n"
+            "def A(c, k=3)=[Conv( c,k ,p=k//2,)->ReLU()]\n"
+            "train( epochs=2 )\n"
+            "assert params<=10k\n"
+            "input 3x16x16\n"
+            "B(4)*2 as body->[ReLU]+Identity   # residual\n"
+            "->[Conv(2,1)]|Identity  # two branches\n"
+            "# the end\n")
+    assert assert_formats_well(text) == (
+        "input 3x16x16\n"
+        "train(epochs=2)\n"
+        "assert macs < 1M\n"
+        "assert params <= 10k\n"
+        "def B(c) = [A(c)]  # uses A\n"
+        "# the definitions\n"
+        "def A(c, k=3) = [Conv(c, k, p=k//2) -> ReLU]\n"
+        "B(4)*2 as body\n"
+        "  -> [ReLU] + Identity  # residual\n"
+        "  -> [Conv(2, 1)] | Identity  # two branches\n"
+        "# the end\n")
+
+
+def test_arithmetic_keeps_its_meaning_with_fewest_parentheses():
+    text = ("input 1x8x8\ndef X(a, b=2) = [Conv(a*(b+1), ((3)), p=a - (b - 1), s=-(-1), "
+            "d=(a//b)*1)]\nX(4)")
+    formatted = assert_formats_well(text)
+    assert "Conv(a*(b + 1), 3, p=a - (b - 1), s=--1, d=a//b*1)" in formatted
+
+
+def test_values_are_kept_as_written():
+    text = ("input 1x8x8\ntrain(lr=3e-3, optimizer=adamw)\n"
+            "Conv(4, k=(1, 3), padding=\"same\") -> BatchNorm(eps=1e-5) -> GELU(approximate='tanh')"
+            " -> Linear(3, bias=False)")
+    formatted = format_spec(text)
+    assert "train(lr=3e-3, optimizer=adamw)" in formatted
+    assert "Conv(4, k=(1, 3), padding=\"same\")" in formatted
+    assert "GELU(approximate='tanh')" in formatted and "bias=False" in formatted
+
+
+def test_long_definitions_break_one_step_per_line():
+    formatted = assert_formats_well((ROOT / "specs/zoo/resnet18.spec").read_text())
+    assert ("def Body(c, s) = [Conv(c, 3, s=s, p=1, bias=false)\n"
+            "                  -> BatchNorm\n") in formatted
+    assert "def Basic(c) = [Body(c, 1) + Identity -> ReLU]\n" in formatted
+    assert all(len(line) <= 100 for line in formatted.splitlines() if "#" not in line)
+
+
+def test_comments_inside_a_multiline_step_move_above_it():
+    text = "input 1x8x8\n[Conv(4, 3, p=1)  # first\n -> ReLU]*2  # twice\n-> Flatten\n"
+    assert assert_formats_well(text) == (
+        "input 1x8x8\n# first\n[Conv(4, 3, p=1) -> ReLU]*2  # twice\n  -> Flatten\n")
+
+
+def test_comment_characters_in_strings_and_quotes_in_comments():
+    text = ("input 1x8x8  # it's a \"shape\"\nConv(4, 3, padding='same')  # '#'\n"
+            "-> Upsample(mode='nearest')\n")
+    formatted = assert_formats_well(text)
+    assert formatted == ("input 1x8x8  # it's a \"shape\"\nConv(4, 3, padding='same')  # '#'\n"
+                         "  -> Upsample(mode='nearest')\n")
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_shipped_specs(path):
+    assert_formats_well(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("text", EXTRA, ids=range(len(EXTRA)))
+def test_fuzzer_seeds(text):
+    assert_formats_well(text)
+
+
+# --- generated specs ---------------------------------------------------------------------
+
+def call(name, *positional, **keywords):
+    arguments = [str(p) for p in positional] + [f"{k}={v}" for k, v in keywords.items()]
+    return [name, "(", *" , ".join(arguments).split(" "), ")"] if arguments else [name]
+
+
+sizes = st.integers(1, 5)
+layer_calls = st.one_of(
+    st.builds(lambda c, k, s, p: call("Conv", c, k, s=s, p=p),
+              st.integers(1, 8), sizes, st.integers(1, 2), st.integers(0, 2)),
+    st.builds(lambda c, k: call("Conv", c, k=k, padding="'same'"), st.integers(1, 8), sizes),
+    st.builds(lambda c: call("Conv", c, "(1, 3)", p="(0, 1)"), st.integers(1, 8)),
+    st.builds(lambda k, ceil: call("MaxPool", k, ceil_mode=ceil), st.integers(1, 3),
+              st.sampled_from(["true", "false"])),
+    st.builds(lambda k: call("AvgPool", k, s=1), st.integers(1, 3)),
+    st.sampled_from([["ReLU"], ["ReLU", "(", ")"], ["BatchNorm"], ["Identity"], ["Tanh"],
+                     call("Dropout", 0.25), call("LeakyReLU", "slope=0.1"),
+                     call("GELU", approximate="'tanh'"), call("Upsample", 2)]),
+    st.builds(lambda c, k: call("Block", c) if k is None else call("Block", c, k=k),
+              st.integers(1, 6), st.sampled_from([None, 1, 3])),
+    st.builds(lambda c: ["Block", "(", "c", "=", str(c), "*", "2", ")"], st.integers(1, 3)),
+)
+
+
+def _terms(atoms):
+    """A term: a call or group, repeated or not, named or not."""
+    repeats = st.builds(lambda a, n: [*a, "*", str(n)], atoms, st.integers(1, 2))
+    return st.one_of(atoms, repeats, st.builds(lambda t, n: [*t, "as", n],
+                                               st.one_of(atoms, repeats),
+                                               st.sampled_from(["x", "skip"])))
+
+
+def _steps(atoms):
+    """A step: a term, or terms joined by + (sum) or | (concat)."""
+    terms = _terms(atoms)
+    return st.one_of(terms, st.builds(lambda ts, op: sum(([op, *t] if i else t for i, t
+                                                          in enumerate(ts)), []),
+                                      st.lists(terms, min_size=2, max_size=3),
+                                      st.sampled_from(["+", "|"])))
+
+
+def _groups(atoms):
+    return st.lists(_steps(atoms), min_size=1, max_size=3).map(
+        lambda steps: ["[", *sum(_join(steps), []), "]"])
+
+
+atoms = st.recursive(layer_calls, _groups, max_leaves=8)  # calls and (nested) groups
+steps = _steps(atoms)
+
+
+def _join(steps):
+    out = []
+    for index, step in enumerate(steps):
+        out.append((["->"] if index else []) + step)
+    return out
+
+
+@st.composite
+def generated_specs(draw) -> str:
+    tokens = []
+    declarations = [["input", draw(st.sampled_from(["3x16x16", "1x9x9", "2x8x8x8"]))],
+                    ["def", "Block", "(", "c", ",", "k", "=", "3", ")", "=", "[", "Conv", "(",
+                     "c", ",", "k", ",", "p", "=", "k", "//", "2", ")", "->", "ReLU", "]"]]
+    if draw(st.booleans()):
+        declarations.append(["assert", draw(st.sampled_from(["params", "macs", "depth"])),
+                             draw(st.sampled_from(["<", "<=", ">", ">="])),
+                             draw(st.sampled_from(["10", "1.5k", "2M", "1Gi"]))])
+    if draw(st.booleans()):
+        declarations.append(["train", "(", "epochs", "=", "2", ",", "lr", "=", "3e-3", ")"])
+    for declaration in draw(st.permutations(declarations)):
+        tokens += declaration
+    chain = draw(st.lists(steps, min_size=1, max_size=5))
+    tokens += sum(_join(chain), [])
+    # Random layout: every gap gets spaces, line breaks or comments; words stay apart.
+    gaps = st.sampled_from(["", "", " ", "  ", "\n", "\n    ", "\t", " # a note\n",
+                            "  # it's [ not ( code\n", "\n# own line\n"])
+    text = tokens[0]
+    for before, token in zip(tokens, tokens[1:]):
+        gap = draw(gaps)
+        if not gap and (before[-1:].isalnum() or before[-1:] in "_'") and \
+                (token[:1].isalnum() or token[:1] in "_'."):
+            gap = " "
+        text += gap + token
+    return text + draw(st.sampled_from(["", "\n", "  # last\n", "\n\n"]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(generated_specs())
+def test_generated_specs(text):
+    assert_formats_well(text)
+
+
+# --- the command -------------------------------------------------------------------------
+
+def test_fmt_prints_the_canonical_form():
+    result = runner.invoke(app, ["fmt", str(ROOT / "specs/simple_cnn.spec")])
+    assert result.exit_code == 0
+    assert result.stdout == format_spec((ROOT / "specs/simple_cnn.spec").read_text())
+
+
+def test_fmt_check(tmp_path):
+    path = tmp_path / "a.spec"
+    path.write_text("input 1x28x28\nConv(16,3,p=1) -> ReLU\n")
+    result = runner.invoke(app, ["fmt", str(path), "--check"])
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"--- {path}\n+++ {path} (formatted)\n")
+    assert "-Conv(16,3,p=1) -> ReLU\n+Conv(16, 3, p=1)\n+  -> ReLU\n" in result.stdout
+    path.write_text(format_spec(path.read_text()))
+    result = runner.invoke(app, ["fmt", str(path), "--check"])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert path.read_text() == "input 1x28x28\nConv(16, 3, p=1)\n  -> ReLU\n"
+
+
+def test_fmt_reads_stdin_and_reports_errors_with_position():
+    result = runner.invoke(app, ["fmt", "-"], input="ReLU->Linear(3)")
+    assert result.exit_code == 0 and result.stdout == "ReLU\n  -> Linear(3)\n"
+    result = runner.invoke(app, ["fmt", "-", "--check"], input="ReLU -> Lin ear")
+    assert result.exit_code == 2
+    assert "<stdin>:1:13: unexpected 'ear'" in result.output
+
+
+def test_fmt_never_imports_torch():
+    import subprocess
+    import sys
+    code = ("import sys; from archdsl.cli import app; "
+            "sys.argv = ['archdsl', 'fmt', 'specs/zoo/resnet18.spec']\n"
+            "try: app()\nexcept SystemExit: pass\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert "def Basic(c) = [Body(c, 1) + Identity -> ReLU]" in result.stdout
+
+
+def test_reserved_parameter_names_are_spec_errors():
+    # found by the fuzzer: a parameter named like a Python keyword ('as', 'if') used to end in
+    # a traceback from lowering, which binds parameters as dataclass fields
+    result = runner.invoke(app, ["fmt", "-"], input="def Body(c, as) = [ReLU]\nBody(1, 2)")
+    assert result.exit_code == 2
+    assert "<stdin>:1:13: parameter name 'as' is reserved" in result.output
