@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from .analysis import Analysis, Row
 from .ir import INPUT
-from .layers.base import axis_names, suggest
+from .layers.arguments import suggest
+from .layers.geometry import axis_names
 
 SCHEMA = "archdsl.explain/1"
 

@@ -14,7 +14,7 @@ from .errors import ArchDSLError, ArgumentError, Span
 from .ir import (INPUT, Call, Chain, Definition, Group, Name, Named, Node, Operation, Parallel,
                  Repeat, Spec, Step)
 from .layers import bind_layer, layer_class, layer_names
-from .layers.base import bind_arguments, suggest
+from .layers.arguments import bind_arguments, suggest
 
 MAX_LAYERS = 10_000  # beyond this, lowering would take minutes, then memory
 

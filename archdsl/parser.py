@@ -12,7 +12,7 @@ from .errors import ArchDSLError, Span, SpecFileError, SpecSyntaxError
 from .budget import METRICS, parse_bound
 from .ir import (Argument, AssertDecl, Call, Chain, Definition, Group, InputDecl, Name, Named,
                  Operation, Parallel, Parameter, Repeat, Spec, TrainDecl, parse_shape)
-from .layers.base import suggest
+from .layers.arguments import suggest
 
 # What to call each terminal when saying what was expected.
 _TERMINAL_WORDS = {

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import ArgumentError
-from .base import Layer, Shape, register
+from .base import Layer, register
+from .geometry import Shape
 
 
 class _Elementwise(Layer):

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Annotated, Union
 
 from ..errors import ArgumentError, ShapeError
-from .base import (Layer, Min, Padding, PositiveInt, Shape, Size, Window, axis_names,
-                   format_shape, format_size, numel, per_axis, product, register, spatial_input,
-                   window_output)
+from .arguments import Min, Padding, PositiveInt, Size
+from .base import Layer, register
+from .geometry import (axis_names, format_shape, format_size, numel, per_axis, product, Shape,
+                       spatial_input, Window, window_output)
 
 NonNegativeSize = Annotated[Union[int, tuple[int, ...]], Min(0),
                             "a non-negative integer or a tuple such as (0, 1)"]

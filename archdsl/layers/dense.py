@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from ..errors import ShapeError
-from .base import Layer, Min, PositiveInt, Probability, Shape, format_shape, register
+from .arguments import Min, PositiveInt, Probability
+from .base import Layer, register
+from .geometry import format_shape, Shape
 
 PositiveFloat = Annotated[float, Min(1e-300), "a positive number"]
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Annotated, Optional, Union
 
 from ..errors import ShapeError
-from .base import Layer, Shape, format_shape, register
+from .base import Layer, register
+from .geometry import format_shape, Shape
 
 Reference = Annotated[Union[str, tuple[str, ...]], "the name of an earlier result, given with "
                                                    "'as', or a tuple of such names"]

@@ -5,8 +5,10 @@ from dataclasses import dataclass
 from typing import Annotated, Union
 
 from ..errors import ShapeError
-from .base import (Layer, Min, PositiveInt, Shape, Size, Window, axis_names, format_shape,
-                   format_size, per_axis, register, spatial_input, window_output)
+from .arguments import Min, Size
+from .base import Layer, register
+from .geometry import (axis_names, format_shape, format_size, per_axis, Shape, spatial_input,
+                       Window, window_output)
 
 PoolPadding = Annotated[Union[int, tuple[int, ...]], Min(0),
                         "a non-negative integer or a tuple such as (0, 1)"]

@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import ShapeError
-from .base import (Layer, Shape, Size, axis_names, format_shape, format_size, per_axis, register,
-                   spatial_input)
+from .arguments import Size
+from .base import Layer, register
+from .geometry import axis_names, format_shape, format_size, per_axis, Shape, spatial_input
 
 # The interpolating modes PyTorch implements for one rank only: mode -> spatial axes.
 MODE_AXES = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}

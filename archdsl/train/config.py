@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 from ..errors import RunError
-from ..layers.base import bind_arguments, Min, PositiveInt, Probability
+from ..layers.arguments import bind_arguments, Min, PositiveInt, Probability
 
 PositiveFloat = Annotated[float, Min(1e-300), "a positive number"]
 NonNegativeFloat = Annotated[float, Min(0.0), "a non-negative number"]

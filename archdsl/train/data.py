@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import RunError
-from ..layers.base import format_shape
+from ..layers.geometry import format_shape
 
 KNOWN = ("fashion-mnist", "mnist", "cifar10", "synthetic")
 # Where Debian packages put the official files; no Debian package ships MNIST or CIFAR-10.

@@ -1,0 +1,140 @@
+"""Arguments: the value types layers declare, and binding a call's arguments to a dataclass.
+
+One binder serves layer calls, definitions and the train(...) block: positional and keyword
+arguments (with the short aliases), unknown and duplicate keywords, missing ones, and each value
+checked against its annotation, every error pointing at the argument at fault.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import (Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints)
+
+from ..errors import ArgumentError
+
+class Min:
+    """An annotation mark: every number in the value is at least `low` (and at most `high`)."""
+
+    def __init__(self, low, high=None):
+        self.low, self.high = low, high
+
+    def accepts(self, value) -> bool:
+        numbers = value if isinstance(value, tuple) else (value,)
+        return all(isinstance(n, str) or (n >= self.low and (self.high is None or n <= self.high))
+                   for n in numbers)
+
+
+PositiveInt = Annotated[int, Min(1), "a positive integer"]
+NonNegativeInt = Annotated[int, Min(0), "a non-negative integer"]
+Size = Annotated[Union[int, tuple[int, ...]], Min(1), "a positive integer or a tuple such as (1, 7)"]
+Padding = Annotated[Union[int, tuple[int, ...], Literal["same", "valid"]], Min(0),
+                    "a non-negative integer, a tuple such as (0, 3), 'same' or 'valid'"]
+Probability = Annotated[float, Min(0.0, 1.0), "a number between 0 and 1"]
+
+# Short keywords, used where the layer has the long one and no field of the short name.
+ALIASES = {"k": "kernel", "s": "stride", "p": "padding", "d": "dilation", "g": "groups"}
+
+
+def bind_arguments(cls, title: str, usage: str, arguments, span) -> tuple[dict, dict]:
+    """Match Argument nodes to the fields of dataclass `cls` and check each value against its
+    annotation: (values, spans by field name). Used for layers and for a spec's train block."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    positional = [f.name for f in fields.values() if not f.kw_only]
+    hints = get_type_hints(cls, include_extras=True)
+    values, spans = {}, {}
+    for index, argument in enumerate(arguments):
+        if argument.keyword is None:
+            if any(a.keyword for a in arguments[:index]):
+                raise ArgumentError("positional argument after a keyword argument",
+                                    argument.span, usage)
+            if index >= len(positional):
+                given = sum(1 for a in arguments if a.keyword is None)
+                raise ArgumentError(f"{title} takes {len(positional)} positional "
+                                    f"argument{'s' * (len(positional) != 1)}, got {given}",
+                                    argument.span, usage)
+            name = positional[index]
+        else:
+            name = argument.keyword
+            if name not in fields and ALIASES.get(name) in fields:
+                name = ALIASES[name]
+            if name not in fields:
+                raise ArgumentError(f"{title} has no argument {argument.keyword!r}"
+                                    f"{suggest(argument.keyword, fields)}", argument.span, usage)
+        if name in values:
+            raise ArgumentError(f"argument {name!r} of {title} is given twice",
+                                argument.span, usage)
+        values[name] = _checked_value(title, usage, name, hints[name], argument)
+        spans[name] = argument.span
+    missing = [name for name, f in fields.items()
+               if f.default is dataclasses.MISSING and name not in values]
+    if missing:
+        raise ArgumentError(f"{title} is missing its argument {missing[0]!r}", span, usage)
+    return values, spans
+
+
+def _checked_value(title, usage, name, annotation, argument):
+    value = argument.value
+    if value is None and not _accepts(annotation, None) and _accepts(annotation, "none"):
+        value = "none"  # the word none, where a choice is named 'none' (scheduler, approximate)
+    if _accepts(annotation, value):
+        if _base_type(annotation) is float and isinstance(value, int):
+            return float(value)
+        return value
+    raise ArgumentError(f"{title}: {name!r} must be {_describe(annotation)}, "
+                        f"got {literal(value)}", argument.span, usage)
+
+
+def _accepts(annotation, value) -> bool:
+    if annotation is Any:
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        base, *marks = get_args(annotation)
+        return _accepts(base, value) and all(m.accepts(value) for m in marks if isinstance(m, Min))
+    if origin is Union:
+        return any(_accepts(option, value) for option in get_args(annotation))
+    if origin is Literal:
+        return value in get_args(annotation)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_accepts(get_args(annotation)[0], v) for v in value)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is type(None):
+        return value is None
+    return isinstance(value, annotation)
+
+
+def _base_type(annotation):
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+
+
+def _describe(annotation) -> str:
+    if get_origin(annotation) is Annotated:
+        words = [m for m in get_args(annotation)[1:] if isinstance(m, str)]
+        if words:
+            return words[0]
+        return _describe(get_args(annotation)[0])
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(repr(v) for v in get_args(annotation))
+    if get_origin(annotation) is Union:
+        return " or ".join(_describe(a) for a in get_args(annotation))
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a word",
+            type(None): "none"}.get(annotation, str(annotation))
+
+
+def suggest(word: str, choices) -> str:
+    lower = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(word.lower(), list(lower), n=1, cutoff=0.6)
+    return f" (did you mean {lower[close[0]]!r}?)" if close else ""
+
+
+def literal(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "none"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
