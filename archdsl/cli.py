@@ -260,7 +260,7 @@ def evaluate(
     input: InputOption = None,
 ):
     """Test accuracy, per-class accuracy and the confusion matrix of a checkpoint."""
-    from .train.loop import evaluate_checkpoint
+    from .train.evaluate import evaluate_checkpoint
 
     analysis = load(spec, input)
     if not Path(checkpoint).is_file():

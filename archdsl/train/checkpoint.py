@@ -43,3 +43,45 @@ def restore_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def restore_rng_of_rank(state: dict, world, config) -> None:
+    """Each process's random state as saved; a checkpoint of another world size gives rank 0's
+    to rank 0 and fresh seeds to the others."""
+    per_rank = state.get("rng_per_rank")
+    if per_rank is not None and len(per_rank) == world.size:
+        restore_rng(per_rank[world.rank])
+        return
+    restore_rng(state["rng"])
+    if world.rank:
+        torch.manual_seed(config.seed + 7919 * world.rank + state["epoch"])
+
+
+def load_model(model, state: dict, path: Path) -> None:
+    """The checkpoint's weights, or a RunError when they belong to a different network."""
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[1:2] or [str(err)]
+        raise RunError(f"{path} does not fit this spec: {first[0].strip()}",
+                       hint="use the spec the run was trained with (its spec.spec)") from None
+
+
+def check_schedule(state: dict, config, scheduler, out_dir: Path) -> None:
+    """A resumed run must keep its learning-rate schedule: a schedule planned over the whole run
+    (cosine, onecycle) cannot be stretched to other epochs, batch size or data size mid-way."""
+    saved = state.get("config", {}).get("scheduler", config.scheduler)
+    if saved != config.scheduler:
+        raise RunError(f"cannot resume {out_dir} with --scheduler {config.scheduler}: "
+                       f"it was trained with --scheduler {saved}",
+                       hint="resume without --scheduler, or start a new run")
+    if scheduler is None or state.get("scheduler") is None:
+        return
+    planned, now = state["scheduler"], scheduler.state_dict()
+    for key in ("total_steps", "T_max"):  # OneCycleLR, CosineAnnealingLR
+        if key in planned and planned[key] != now.get(key):
+            raise RunError(f"cannot resume {out_dir} with these options: its {config.scheduler} "
+                           f"schedule was planned for {planned[key]} steps, these options make "
+                           f"it {now.get(key)}",
+                           hint="resume with the run's own --epochs, --batch-size, --subset and "
+                                "--val-split, or start a new run")

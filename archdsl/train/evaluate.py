@@ -2,9 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from ..analysis import Analysis
+from ..compiler import build
+from ..errors import RunError
+from . import checkpoint
+from .batches import make_batches
+from .data import check_fits, load_dataset
+from .setup import pick_device
 
 
 @dataclass
@@ -40,3 +49,25 @@ def evaluate(model, batches, num_classes: int, batch_size: int = 1024, autocast=
     confusion = confusion.view(num_classes, num_classes).cpu()
     count = max(1, int(confusion.sum()))
     return Evaluation(float(loss_sum) / count, float(confusion.diag().sum()) / count, confusion)
+
+
+def evaluate_checkpoint(analysis: Analysis, path: Path, *, dataset: str | None = None,
+                        data_dir: str | None = None, device: str = "auto") -> dict:
+    """Test-split accuracy, per-class accuracy and confusion matrix of a saved model, as data."""
+    state = checkpoint.load(path)
+    saved = state.get("config", {})
+    target = pick_device(device)
+    num_classes = analysis.output[0] if len(analysis.output) == 1 else None
+    data = load_dataset(dataset or saved.get("dataset", "fashion-mnist"),
+                        data_dir or saved.get("data_dir"), input_shape=analysis.input,
+                        num_classes=num_classes)
+    check_fits(analysis.input, analysis.output, data)
+    if data.test is None:
+        raise RunError(f"{data.name} has no test split to evaluate on")
+    model = build(analysis).to(target)
+    checkpoint.load_model(model, state, path)
+    result = evaluate(model, make_batches(data.test, None, target), len(data.classes))
+    return {"dataset": data.name, "checkpoint": str(path), "epoch": state.get("epoch"),
+            "examples": int(result.confusion.sum()), "loss": result.loss,
+            "accuracy": result.accuracy, "classes": data.classes,
+            "per_class": result.per_class, "confusion": result.confusion.tolist()}

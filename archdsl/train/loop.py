@@ -30,7 +30,7 @@ from .config import TrainConfig
 from .data import load_dataset, check_fits
 from .evaluate import Evaluation, evaluate
 from .progress import EpochProgress
-from .setup import autocast_factory, make_optimizer, make_scheduler, pick_device, split_indices
+from .setup import autocast_factory, make_optimizer, make_scheduler, split_indices
 
 
 class NonFiniteLoss(RunError):
@@ -101,14 +101,14 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, echo, wo
     history, best, stale, start = [], math.inf, 0, 1
     if resume:
         state = checkpoint.load(out_dir / "last.pt")
-        _load_model(model, state, out_dir / "last.pt")
-        _check_schedule(state, config, scheduler, out_dir)
+        checkpoint.load_model(model, state, out_dir / "last.pt")
+        checkpoint.check_schedule(state, config, scheduler, out_dir)
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
         history, best, stale = state["history"], state["best"], state["stale"]
         start = state["epoch"] + 1
-        _restore_rng(state, world, config)
+        checkpoint.restore_rng_of_rank(state, world, config)
         echo(f"resuming {out_dir} after epoch {state['epoch']}")
     if world.main:
         (out_dir / "spec.spec").write_text(spec_text)
@@ -261,48 +261,6 @@ def _check_finite(bad_step: int, epoch: int) -> None:
                                  "checkpoints of earlier epochs are untouched")
 
 
-def _restore_rng(state: dict, world, config: TrainConfig) -> None:
-    """Each process's random state as saved; a checkpoint of another world size gives rank 0's
-    to rank 0 and fresh seeds to the others."""
-    per_rank = state.get("rng_per_rank")
-    if per_rank is not None and len(per_rank) == world.size:
-        checkpoint.restore_rng(per_rank[world.rank])
-        return
-    checkpoint.restore_rng(state["rng"])
-    if world.rank:
-        torch.manual_seed(config.seed + 7919 * world.rank + state["epoch"])
-
-
-def _load_model(model, state: dict, path: Path) -> None:
-    """The checkpoint's weights, or a RunError when they belong to a different network."""
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[1:2] or [str(err)]
-        raise RunError(f"{path} does not fit this spec: {first[0].strip()}",
-                       hint="use the spec the run was trained with (its spec.spec)") from None
-
-
-def _check_schedule(state: dict, config: TrainConfig, scheduler, out_dir: Path) -> None:
-    """A resumed run must keep its learning-rate schedule: a schedule planned over the whole run
-    (cosine, onecycle) cannot be stretched to other epochs, batch size or data size mid-way."""
-    saved = state.get("config", {}).get("scheduler", config.scheduler)
-    if saved != config.scheduler:
-        raise RunError(f"cannot resume {out_dir} with --scheduler {config.scheduler}: "
-                       f"it was trained with --scheduler {saved}",
-                       hint="resume without --scheduler, or start a new run")
-    if scheduler is None or state.get("scheduler") is None:
-        return
-    planned, now = state["scheduler"], scheduler.state_dict()
-    for key in ("total_steps", "T_max"):  # OneCycleLR, CosineAnnealingLR
-        if key in planned and planned[key] != now.get(key):
-            raise RunError(f"cannot resume {out_dir} with these options: its {config.scheduler} "
-                           f"schedule was planned for {planned[key]} steps, these options make "
-                           f"it {now.get(key)}",
-                           hint="resume with the run's own --epochs, --batch-size, --subset and "
-                                "--val-split, or start a new run")
-
-
 def _epoch_seed(config: TrainConfig, epoch: int) -> int:
     return config.seed * 100_003 + epoch
 
@@ -340,25 +298,3 @@ def _sigint_flag():
         yield lambda: bool(pressed)
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def evaluate_checkpoint(analysis: Analysis, path: Path, *, dataset: str | None = None,
-                        data_dir: str | None = None, device: str = "auto") -> dict:
-    """Test-split accuracy, per-class accuracy and confusion matrix of a saved model, as data."""
-    state = checkpoint.load(path)
-    saved = state.get("config", {})
-    target = pick_device(device)
-    num_classes = analysis.output[0] if len(analysis.output) == 1 else None
-    data = load_dataset(dataset or saved.get("dataset", "fashion-mnist"),
-                        data_dir or saved.get("data_dir"), input_shape=analysis.input,
-                        num_classes=num_classes)
-    check_fits(analysis.input, analysis.output, data)
-    if data.test is None:
-        raise RunError(f"{data.name} has no test split to evaluate on")
-    model = build(analysis).to(target)
-    _load_model(model, state, path)
-    result = evaluate(model, make_batches(data.test, None, target), len(data.classes))
-    return {"dataset": data.name, "checkpoint": str(path), "epoch": state.get("epoch"),
-            "examples": int(result.confusion.sum()), "loss": result.loss,
-            "accuracy": result.accuracy, "classes": data.classes,
-            "per_class": result.per_class, "confusion": result.confusion.tolist()}

@@ -17,13 +17,7 @@ from archdsl.train import data, loop
 from archdsl.train.data import FASHION_CLASSES
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-RAW = SHARED / "FashionMNIST" / "raw"
-HAVE_FASHION = all((RAW / f"{stem}-ubyte").is_file() or (RAW / f"{stem}-ubyte.gz").is_file()
-                   for stem in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3",
-                                "t10k-labels-idx1"))
-NO_FASHION = f"official Fashion-MNIST files absent from {RAW}"
-needs_fashion = pytest.mark.skipif(not HAVE_FASHION, reason=NO_FASHION)
+from fashion import HAVE_FASHION, NO_FASHION, SHARED, needs_fashion
 
 SMALL = "input 1x28x28\nConv(8, 3, p=1) -> ReLU -> MaxPool(2) -> Flatten -> Linear(10)\n"
 DROPOUT = ("input 1x28x28\nConv(8, 3, p=1) -> ReLU -> MaxPool(2) -> Dropout(0.3) -> Flatten "

@@ -16,10 +16,7 @@ from archdsl.train import data
 from archdsl.train.data import (DataError, DataMismatchError, Dataset, Split, check_fits,
                                 load_dataset, read_idx)
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-RAW = SHARED / "FashionMNIST" / "raw"
-STEMS = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+from fashion import RAW, SHARED, STEMS
 needs_fashion = pytest.mark.skipif(not all((RAW / s).is_file() and (RAW / f"{s}.gz").is_file()
                                            for s in STEMS), reason="official Fashion-MNIST files absent")
 

@@ -13,12 +13,7 @@ from archdsl.train.config import TrainConfig, resumed_config
 from archdsl.train.loop import train
 from archdsl.train.setup import split_indices
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-RAW = SHARED / "FashionMNIST" / "raw"
-HAVE_FASHION = all((RAW / f"{stem}-ubyte").is_file() or (RAW / f"{stem}-ubyte.gz").is_file()
-                   for stem in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3",
-                                "t10k-labels-idx1"))
-NO_FASHION = f"official Fashion-MNIST files absent from {RAW}"
+from fashion import HAVE_FASHION, NO_FASHION, SHARED
 
 SMALL = "input 1x28x28\nConv(8, 3, p=1) -> ReLU -> MaxPool(2) -> Flatten -> Linear(10)\n"
 DROPOUT = ("input 1x28x28\nConv(8, 3, p=1) -> ReLU -> MaxPool(2) -> Dropout(0.3) -> Flatten "
