@@ -360,3 +360,63 @@ def format_command(
             text.splitlines(keepends=True), formatted.splitlines(keepends=True),
             fromfile=name, tofile=f"{name} (formatted)")), nl=False)
         raise typer.Exit(1)
+
+
+class DiagramFormat(str, Enum):
+    svg = "svg"
+    png = "png"
+    pdf = "pdf"
+    dot = "dot"
+
+
+@app.command()
+def draw(
+    spec: SpecArgument,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write: .svg, .png, "
+                                                                ".pdf or .dot (DOT source).")],
+    format: Annotated[Optional[DiagramFormat], typer.Option(
+        "--format", "-f", help="Default: from the file's suffix.")] = None,
+    input: InputOption = None,
+):
+    """A diagram of the network: a box per layer with its output shape, branches and skips.
+
+    Rendering needs Graphviz's `dot` program; .dot files are written without it."""
+    from .draw import draw as draw_diagram
+
+    analysis = load(spec, input)
+    path = _run_or_exit(draw_diagram, analysis, output, format and format.value)
+    typer.echo(f"{path}: {len(analysis.rows)} layers")
+
+
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+    torchscript = "torchscript"
+
+
+@app.command("export")
+def export_command(
+    spec: SpecArgument,
+    checkpoint: Annotated[str, typer.Option(help="A checkpoint, e.g. runs/NAME/best.pt.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write.")],
+    format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.onnx,
+    verify: Annotated[bool, typer.Option(
+        "--verify/--no-verify",
+        help="Run the file and compare its outputs with PyTorch's.")] = True,
+    input: InputOption = None,
+):
+    """Write a trained spec as ONNX or TorchScript (any batch size), then check that it runs
+    and gives PyTorch's outputs."""
+    from .export import export as export_model, load_trained, verify as verify_export
+
+    analysis = load(spec, input)
+    model = _run_or_exit(load_trained, analysis, Path(checkpoint))
+    _run_or_exit(export_model, model, analysis, output, format.value)
+    typer.echo(f"{output}: {format.value}, input N×{'×'.join(map(str, analysis.input))}, "
+               f"{output.stat().st_size / 2**20:.1f} MiB")
+    if verify:
+        check = _run_or_exit(verify_export, model, analysis, output, format.value)
+        verdict = "matches" if check.ok else "DIFFERS FROM"
+        typer.echo(f"{check.runtime} {verdict} PyTorch on {check.batch} random inputs: "
+                   f"max |difference| {check.max_abs_diff:.2g} (tolerance {check.tolerance:.2g})")
+        if not check.ok:
+            raise typer.Exit(1)
