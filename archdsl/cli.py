@@ -15,7 +15,7 @@ from .errors import ArchDSLError
 from .ir import parse_shape
 from .parser import decode, parse, read_text
 from .train.config import TrainConfig
-from .report import render_analysis, render_comparison, render_evaluation
+from .report import render_comparison, render_evaluation
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Describe convolutional networks as text; check shapes, parameters and "
