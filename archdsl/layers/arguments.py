@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 from typing import (Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints)
 
 from ..errors import ArgumentError
@@ -40,7 +41,7 @@ def bind_arguments(cls, title: str, usage: str, arguments, span) -> tuple[dict, 
     annotation: (values, spans by field name). Used for layers and for a spec's train block."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     positional = [f.name for f in fields.values() if not f.kw_only]
-    hints = get_type_hints(cls, include_extras=True)
+    hints = _hints(cls)
     values, spans = {}, {}
     for index, argument in enumerate(arguments):
         if argument.keyword is None:
@@ -138,3 +139,9 @@ def literal(value) -> str:
     if isinstance(value, str):
         return repr(value)
     return str(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _hints(cls) -> dict:
+    # Resolving a class's string annotations is most of binding's cost; a class's never change.
+    return get_type_hints(cls, include_extras=True)
