@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean bench
 
 venv: $(STAMP)
 
@@ -20,6 +20,17 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The CPU benchmarks (at most 20 minutes on 2 cores): bench/results/cpu-<date>.md and .json.
+# The GPU part is bench/gpu.sh, on a machine with an NVIDIA GPU.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py --suite cpu
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

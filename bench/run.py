@@ -1,0 +1,280 @@
+"""The benchmark driver: `make bench` runs the CPU suite, bench/gpu.sh the GPU suite.
+
+CPU suite (at most 20 minutes on a 2-core machine):
+  1. `archdsl check` against torchinfo.summary, whole process, every shipped spec (vs_torchinfo.py)
+  2. parse + analysis time of 10 to 10,000 generated layers (scaling.py)
+  3. training throughput, the tutorial's loop against `archdsl train`, on the CPU (train_throughput.py)
+  4. test accuracy of specs/fashion_mnist_best.spec (accuracy.py)
+GPU suite (under 8 minutes on one NVIDIA GPU):
+  3. training throughput on the GPU, both loops on cuda
+  time to 90% test accuracy, the tutorial's loop and `archdsl train` on cuda
+  4. the accuracy spec on cuda
+
+Each run prints a markdown table and writes it, with the machine, to bench/results/<suite>-<date>.md,
+the raw numbers to <suite>-<date>.json. Goals missed get a profile of where the time goes.
+
+    python bench/run.py [--suite cpu|gpu] [--data-dir DIR] [--parts 1,2,3,4] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import accuracy  # noqa: E402
+import datafiles  # noqa: E402
+import machine  # noqa: E402
+import scaling  # noqa: E402
+import train_throughput  # noqa: E402
+import vs_torchinfo  # noqa: E402
+import where_time_goes  # noqa: E402
+
+
+BUSY_CORES = 0.3  # other processes' CPU use, in cores, above which the table warns
+
+
+def _sample(info: dict, label: str) -> None:
+    """Record how busy the machine is while this benchmark does nothing."""
+    value = machine.busy()
+    if value is not None:
+        info.setdefault("busy_samples", []).append((label, value))
+
+
+def _echo(text: str) -> None:
+    print(text, flush=True)
+
+
+def _verdict(met) -> str:
+    return "—" if met is None else "met" if met else "**missed**"
+
+
+def cpu_suite(args, data_root: str, info: dict) -> tuple[list[str], list[tuple], dict]:
+    """(markdown sections, goal rows, raw numbers)."""
+    sections, goals, raw, parts = [], [], {}, args.parts
+    if 1 in parts:
+        _echo("1. archdsl check vs torchinfo (whole process, alternating)")
+        rows = vs_torchinfo.run(["resnet50"] if args.quick else None, args.pairs, _echo)
+        raw["vs_torchinfo"] = rows
+        goal = next((r for r in rows if r["model"] == vs_torchinfo.GOAL_MODEL), None)
+        if goal:
+            goals.append(("1", "`archdsl check` vs torchinfo, ResNet-50, whole process",
+                          f"≥ {vs_torchinfo.GOAL_RATIO:g}× faster",
+                          f"{goal['median_ratio']:.1f}× ({goal['archdsl_median_s']:.2f} s vs "
+                          f"{goal['torchinfo_median_s']:.2f} s)", goal["met"]))
+        matching = sum(r["params_match"] for r in rows)
+        goals.append(("1", "same parameter count as torchinfo", f"all {len(rows)} specs",
+                      f"{matching} of {len(rows)}", matching == len(rows)))
+        sections.append("## 1. `archdsl check` against torchinfo\n\n"
+                        "Whole-process wall time: `archdsl check SPEC --format json` (no torch) "
+                        "against `bench/torchinfo_summary.py MODEL` (imports torch, builds the "
+                        "torchvision model, or the tutorial's / the tests' plain PyTorch one, "
+                        "and runs `torchinfo.summary` on one input of the spec's shape). "
+                        f"Alternating A B A B …, {args.pairs} pairs after a warm-up; the median "
+                        "of the pairwise ratios torchinfo / archdsl. Parameter counts compared "
+                        "in every pair.\n\n" + vs_torchinfo.markdown(rows))
+        if goal and not goal["met"]:
+            profile = where_time_goes.check_startup()
+            raw["profile_check"] = profile
+            sections[-1] += "\n\nWhere the time goes: " + where_time_goes.markdown_startup(profile)
+    if 2 in parts:
+        if 1 in parts:
+            _sample(info, "after part 1")
+        _echo("2. scaling of parse + analysis")
+        result = scaling.run(_echo, repeats=3 if args.quick else 5)
+        raw["scaling"] = result
+        goals.append(("2", "parse + analysis grows linearly (µs/layer at 10,000 vs 100)",
+                      f"within {scaling.LINEAR_FACTOR:g}×",
+                      ", ".join(f"{k} {v:.2f}×" for k, v in result["growth_10000_vs_100"].items()),
+                      result["linear"]))
+        goals.append(("2", "parse + analysis time per layer (100 to 10,000 layers)",
+                      f"≤ {scaling.GOAL_US:g} µs", f"worst {result['worst_us_per_layer']:.0f} µs",
+                      result["met"]))
+        sections.append("## 2. Scaling of parse + analysis\n\n"
+                        "In-process `archdsl.analyze(archdsl.parse(text))`, median of several "
+                        "runs after a warm-up; peak memory from a separate run under "
+                        "tracemalloc. `conv`: `input 8x16x16` then `Conv(8, 3, p=1) -> ReLU` "
+                        "rows; `linear`: `input 64` then `Linear(64) -> ReLU` rows; nested "
+                        "repeat: `[[[[ReLU]*10]*10]*10]*10`.\n\n" + scaling.markdown(result))
+        if not result["met"]:
+            profile = where_time_goes.analysis_profile(scaling.conv_spec(1000))
+            raw["profile_analysis"] = profile
+            nested = where_time_goes.analysis_profile(scaling.NESTED)
+            raw["profile_nested"] = nested
+            sections[-1] += ("\n\nWhere the time goes: "
+                             + where_time_goes.markdown_analysis(profile,
+                                                                "the 1,000-layer conv spec")
+                             + " " + where_time_goes.markdown_analysis(nested,
+                                                                       "the nested repeat"))
+    if 3 in parts:
+        if parts & {1, 2}:
+            _sample(info, "after part 2")
+        pairs = 1 if args.quick else args.train_pairs
+        subset = 5000 if args.quick else 0
+        _echo(f"3. training throughput, {pairs} pair(s), one epoch each")
+        result = train_throughput.measure(data_root, pairs, subset, "cpu", echo=_echo)
+        raw["throughput"] = result
+        goals.append(("3", "training throughput on the CPU, `archdsl train` / tutorial loop",
+                      f"≥ {result['goal']:g}×",
+                      f"{result['median_ratio']:.2f}× ({result['archdsl_median']:,.0f} vs "
+                      f"{result['tutorial_median']:,.0f} img/s)", result["met"]))
+        sections.append("## 3. Training throughput on the CPU\n\n"
+                        "`bench/tutorial_loop.py` (the tutorial's DataLoader loop) against "
+                        "`archdsl train specs/simple_cnn.spec` (the same CNN and settings), "
+                        "alternating.\n\n" + train_throughput.markdown(result))
+        if not result["met"]:
+            bound = where_time_goes.training_bound(data_root)
+            raw["profile_training"] = bound
+            sections[-1] += "\n\nWhere the time goes: " + where_time_goes.markdown_training(bound)
+    if 4 in parts:
+        if parts & {1, 2, 3}:
+            _sample(info, "after part 3")
+        seeds = args.seeds
+        _echo(f"4. accuracy of {accuracy.BEST.relative_to(ROOT)}, seed(s) {seeds}")
+        extra = ["--epochs", "1", "--subset", "5000"] if args.quick else []
+        result = accuracy.run(data_root, seeds, "cpu", extra, echo=_echo)
+        raw["accuracy"] = result
+        goals.append(("4", "Fashion-MNIST test accuracy of fashion_mnist_best.spec",
+                      f"≥ {accuracy.GOAL_ACCURACY:.0%} in ≤ {accuracy.GOAL_EPOCHS} epochs",
+                      ", ".join(f"{r['test_accuracy']:.2%} (seed {r['seed']}, {r['epochs']} "
+                                f"epochs, {r['wall_s'] / 60:.1f} min)" for r in result["runs"]),
+                      result["met"]))
+        sections.append("## 4. Accuracy\n\n" + accuracy.markdown(result))
+    return sections, goals, raw
+
+
+def gpu_suite(args, data_root: str) -> tuple[list[str], list[tuple], dict]:
+    sections, goals, raw = [], [], {}
+    device = args.device
+    subset, max_epochs = (5000, 1) if args.quick else (0, 5)
+    short = ["--subset", str(subset)] if subset else []
+    if 3 in args.parts:
+        _echo(f"3. training throughput on {device}, {args.train_pairs} pair(s)")
+        result = train_throughput.measure(data_root, args.train_pairs, subset, device, echo=_echo)
+        raw["throughput"] = result
+        goals.append(("3", f"training throughput on {device}, `archdsl train` / tutorial loop",
+                      f"≥ {result['goal']:g}×",
+                      f"{result['median_ratio']:.2f}× ({result['archdsl_median']:,.0f} vs "
+                      f"{result['tutorial_median']:,.0f} img/s)", result["met"]))
+        sections.append(f"## 3. Training throughput on {device}\n\nBoth loops on `{device}`: "
+                        "the tutorial's DataLoader loop moves each batch with `.to(device)`; "
+                        "`archdsl train` holds the data set on the device.\n\n"
+                        + train_throughput.markdown(result))
+        _echo("time to 90% test accuracy")
+        tutorial = accuracy.tutorial_time_to_accuracy(data_root, 0.90, max_epochs, device, _echo,
+                                                      subset)
+        ours = accuracy.time_to_accuracy(train_throughput.SPEC, data_root, 0.90, max_epochs,
+                                         device, short, _echo)
+        best = accuracy.time_to_accuracy(accuracy.BEST, data_root, 0.90, max_epochs, device,
+                                         short, _echo)
+        raw["time_to_90"] = [tutorial, ours, best]
+        lines = ["| trainer | spec | epochs to ≥ 90% | test accuracy | training time |",
+                 "|---|---|---:|---:|---:|"]
+        for who, r in (("tutorial loop", tutorial), ("`archdsl train`", ours),
+                       ("`archdsl train`, shortest schedule", best)):
+            reached = str(r["epochs"]) if r["reached"] else f"not in {r['epochs']}"
+            lines.append(f"| {who} | {r['spec']} | {reached} | {r['test_accuracy']:.2%} | "
+                         f"{r['train_s']:.1f} s |")
+        sections.append("## Time to 90% test accuracy\n\nTraining seconds (no start-up, no "
+                        "test passes) until the official test split reaches 90%. The tutorial "
+                        "loop is evaluated after every epoch; `archdsl train` runs are fresh "
+                        "runs of 1, 2, … epochs (simple_cnn has no schedule, so a run of E "
+                        "epochs is the first E epochs of a longer one; for the best spec it is "
+                        "the shortest one-cycle schedule that gets there).\n\n"
+                        + "\n".join(lines))
+    if 4 in args.parts:
+        _echo(f"4. accuracy of {accuracy.BEST.relative_to(ROOT)} on {device}")
+        extra = ["--epochs", "1", "--subset", "5000"] if args.quick else []
+        result = accuracy.run(data_root, args.seeds, device, extra, echo=_echo)
+        raw["accuracy"] = result
+        goals.append(("4", f"test accuracy of fashion_mnist_best.spec on {device}",
+                      f"≥ {accuracy.GOAL_ACCURACY:.0%} in ≤ {accuracy.GOAL_EPOCHS} epochs",
+                      ", ".join(f"{r['test_accuracy']:.2%} (seed {r['seed']}, "
+                                f"{r['wall_s']:.0f} s)" for r in result["runs"]), result["met"]))
+        sections.append("## 4. Accuracy\n\n" + accuracy.markdown(result))
+    return sections, goals, raw
+
+
+def render(suite: str, info: dict, goals: list[tuple], sections: list[str], seconds: float,
+           command: str) -> str:
+    head = [f"# archdsl benchmarks, {suite.upper()}: {info['date'][:10]}", "",
+            f"Produced by `{command}` in {seconds / 60:.1f} min.", "",
+            machine.markdown(info), ""]
+    busy = max((value for _, value in info.get("busy_samples", [])), default=None)
+    if busy is not None and busy >= BUSY_CORES:
+        head += [f"**The machine was busy**: other processes used up to {busy} of its "
+                 f"{info['cores']} cores when sampled. Times here are inflated, training most "
+                 f"(PyTorch's threads wait on each other when a core is taken); rerun on an "
+                 f"idle machine for numbers to compare.", ""]
+    head += ["## Goals", "",
+             "| part | benchmark | goal | result | met / missed |", "|---|---|---|---|---|"]
+    head += [f"| {p} | {what} | {goal} | {result} | {_verdict(met)} |"
+             for p, what, goal, result, met in goals]
+    return "\n".join(head) + "\n\n" + "\n\n".join(sections) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--data-dir", default=None,
+                        help="Fashion-MNIST root (default: $ARCHDSL_DATA, ../shared/data, ./data, "
+                             "the Debian package's folder)")
+    parser.add_argument("--parts", default="1,2,3,4", help="which benchmarks, e.g. 1,2")
+    parser.add_argument("--pairs", type=int, default=5, help="pairs for benchmark 1")
+    parser.add_argument("--train-pairs", type=int, default=2, help="pairs for benchmark 3")
+    parser.add_argument("--seeds", default="0", help="seeds for benchmark 4, e.g. 0,1")
+    parser.add_argument("--device", default="cuda", help="GPU suite: the device")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run of a minute or two (few pairs, subsets); "
+                             "writes to a temporary folder unless --out is given")
+    parser.add_argument("--out", default=None, help="folder for the results (bench/results)")
+    args = parser.parse_args()
+    args.parts = {int(p) for p in args.parts.split(",") if p}
+    args.seeds = [int(s) for s in args.seeds.split(",") if s]
+    if args.quick:
+        args.pairs, args.train_pairs = min(args.pairs, 2), 1
+
+    started = time.perf_counter()
+    info = machine.describe()
+    start_busy = info.pop("busy_cores_at_start")
+    info["busy_samples"] = [("at the start", start_busy)] if start_busy is not None else []
+    _echo(f"{args.suite.upper()} benchmarks on {info['cpu']} ({info['cores']} cores), "
+          f"torch {info['torch']}, load {info['load_at_start']}, other processes busy "
+          f"{start_busy} cores")
+    needs_data = bool(args.parts & {3, 4})
+    data_root = datafiles.torchvision_root(args.data_dir) if needs_data else ""
+    if args.suite == "gpu":
+        sections, goals, raw = gpu_suite(args, data_root)
+    else:
+        sections, goals, raw = cpu_suite(args, data_root, info)
+    seconds = time.perf_counter() - started
+    info["load_at_end"] = machine.load()
+    _sample(info, "at the end")
+    command = "make bench" if args.suite == "cpu" and not args.quick and \
+        args.parts == {1, 2, 3, 4} else "python bench/run.py " + " ".join(sys.argv[1:])
+    if args.suite == "gpu" and args.parts == {3, 4} and not args.quick:
+        command = "bench/gpu.sh"
+    text = render(args.suite, info, goals, sections, seconds, command)
+    out = Path(args.out) if args.out else \
+        (Path(tempfile.mkdtemp(prefix="archdsl-bench-")) if args.quick else HERE / "results")
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{args.suite}-{datetime.date.today().isoformat()}"
+    (out / f"{stem}.md").write_text(text)
+    (out / f"{stem}.json").write_text(json.dumps(
+        {"machine": info, "seconds": seconds, "args": {k: sorted(v) if isinstance(v, set) else v
+                                                       for k, v in vars(args).items()},
+         "goals": [dict(zip(("part", "benchmark", "goal", "result", "met"), g)) for g in goals],
+         **raw}, indent=1, default=str) + "\n")
+    _echo("\n" + text)
+    _echo(f"written: {out / (stem + '.md')} and {stem}.json ({seconds / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()
