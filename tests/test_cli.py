@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from archdsl import __version__
@@ -87,12 +88,19 @@ def test_version_and_help():
     assert invoke("--help").exit_code == 0
 
 
-def test_check_never_imports_torch():
+@pytest.mark.parametrize("command, expected", [
+    (["check", "specs/simple_cnn.spec"], "206,922"),
+    (["compare", "specs/simple_cnn.spec", "specs/mlp.spec"], "101,770"),
+    (["explain", "specs/simple_cnn.spec"], "H_out = ⌊(28 + 2·1 − 3)/1⌋ + 1 = 28"),
+    (["sweep", "specs/simple_cnn.spec", "--input", "1x32x32"], "1×32×32"),
+    (["fmt", "specs/zoo/resnet18.spec"], "def Basic(c) = [Body(c, 1) + Identity -> ReLU]"),
+])
+def test_static_commands_never_import_torch(command, expected):
     code = ("import sys; from archdsl.cli import app; "
-            "sys.argv = ['archdsl', 'check', 'specs/simple_cnn.spec']\n"
+            f"sys.argv = ['archdsl', *{command!r}]\n"
             "try: app()\nexcept SystemExit: pass\n"
             "assert 'torch' not in sys.modules, 'torch was imported'")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stderr
-    assert "206,922" in result.stdout
+    assert expected in result.stdout
