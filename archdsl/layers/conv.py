@@ -9,8 +9,8 @@ from typing import Annotated, Union
 from ..errors import ArgumentError, ShapeError
 from .arguments import Min, Padding, PositiveInt, Size
 from .base import Layer, register
-from .geometry import (axis_names, format_shape, format_size, numel, per_axis, product, Shape,
-                       spatial_input, Window, window_output)
+from .geometry import (axis_names, format_output, format_shape, format_size, numel, per_axis,
+                       product, Shape, spatial_input, Window, window_output)
 
 NonNegativeSize = Annotated[Union[int, tuple[int, ...]], Min(0),
                             "a non-negative integer or a tuple such as (0, 1)"]
@@ -96,7 +96,7 @@ class Conv(_Convolution):
         if min(sizes) < 1:
             extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
             padded = tuple(n + 2 * p for n, p in zip(spatial, padding))
-            raise ShapeError(f"Conv: output would be {format_shape(max(0, n) for n in sizes)}: the kernel spans "
+            raise ShapeError(f"Conv: output would be {format_output(sizes)}: the kernel spans "
                              f"{format_shape(extent)} but the padded input is "
                              f"{format_shape(padded)}",
                              hint="use padding, a smaller kernel or dilation, or a larger input")
@@ -182,7 +182,7 @@ class ConvTranspose(_Convolution):
         sizes = tuple(n - 2 * p for n, p in zip(spread, padding))
         if min(sizes) < 1:
             trimmed = tuple(2 * p for p in padding)
-            raise ShapeError(f"ConvTranspose: output would be {format_shape(max(0, n) for n in sizes)}: padding "
+            raise ShapeError(f"ConvTranspose: output would be {format_output(sizes)}: padding "
                              f"{format_size(padding)} trims {format_size(trimmed)} from the "
                              f"{format_shape(spread)} the kernel spreads the input over",
                              hint="use less padding, a larger kernel or stride, or a larger input")

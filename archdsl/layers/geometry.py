@@ -104,6 +104,11 @@ def format_shape(shape: Shape) -> str:
     return "×".join(str(n) for n in shape)
 
 
+def format_output(sizes: tuple[int, ...]) -> str:
+    """An impossible output size as the user should read it: negative sizes show as 0."""
+    return format_shape(max(0, n) for n in sizes)
+
+
 def format_size(values: tuple[int, ...]) -> str:
     return str(values[0]) if len(set(values)) == 1 else "(" + ", ".join(map(str, values)) + ")"
 

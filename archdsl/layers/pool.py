@@ -7,8 +7,8 @@ from typing import Annotated, Union
 from ..errors import ShapeError
 from .arguments import Min, Size
 from .base import Layer, register
-from .geometry import (axis_names, format_shape, format_size, per_axis, Shape, spatial_input,
-                       Window, window_output)
+from .geometry import (axis_names, format_output, format_shape, format_size, per_axis, Shape,
+                       spatial_input, Window, window_output)
 
 PoolPadding = Annotated[Union[int, tuple[int, ...]], Min(0),
                         "a non-negative integer or a tuple such as (0, 1)"]
@@ -36,7 +36,7 @@ class _WindowPool(Layer):
         sizes = tuple(window_output(n, k, s, p, d, self.ceil_mode)
                       for n, k, s, p, d in zip(spatial, kernel, stride, padding, dilation))
         if min(sizes) < 1:
-            raise ShapeError(f"{self.dsl_name}: output would be {format_shape(max(0, n) for n in sizes)}: the "
+            raise ShapeError(f"{self.dsl_name}: output would be {format_output(sizes)}: the "
                              f"window {format_size(kernel)} is larger than the input "
                              f"{format_shape(spatial)}",
                              hint="pool less often, use padding, or a larger input")
