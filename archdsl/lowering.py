@@ -7,6 +7,7 @@ scopes (`block1.conv`, `layer2.down.body.conv1`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import Counter
 from typing import Any
 
@@ -78,9 +79,11 @@ class _Lowering:
             return self.chain(step.body, name + ".", source, env)
         if isinstance(step, Repeat):  # only as the body of `as`: the repeats form one scope
             return self.chain(Chain((step,), step.span), name + ".", source, env)
-        arguments = tuple(dataclasses.replace(a, value=evaluate(a.value, env))
-                          for a in step.arguments)
-        call = dataclasses.replace(step, arguments=arguments)
+        call = step
+        values = [evaluate(a.value, env) for a in step.arguments]
+        if any(value is not a.value for value, a in zip(values, step.arguments)):
+            call = dataclasses.replace(step, arguments=tuple(
+                dataclasses.replace(a, value=value) for value, a in zip(values, step.arguments)))
         if call.name in self.definitions:
             return self.expand(self.definitions[call.name], call, name, source)
         layer = bind_layer(call)
@@ -93,11 +96,7 @@ class _Lowering:
                                 + [definition.name])
             raise ArchDSLError(f"definition {definition.name!r} uses itself: {cycle}",
                                call.name_span, hint="a definition cannot expand into itself")
-        schema = dataclasses.make_dataclass(definition.name, [
-            (p.name, Any, dataclasses.field(default=p.default)) if p.has_default
-            else (p.name, Any) for p in definition.parameters])
-        usage = f"{definition.name}(" + ", ".join(
-            p.name + ("=…" if p.has_default else "") for p in definition.parameters) + ")"
+        schema, usage = _schema(definition)
         values, _ = bind_arguments(schema, definition.name, usage, call.arguments, call.span)
         env = vars(schema(**values))  # with the defaults of parameters not given
         self.expanding.append(definition.name)
@@ -130,6 +129,18 @@ class _Lowering:
             raise ArchDSLError(f"this repeat expands to {count:,} copies; at most "
                                f"{MAX_LAYERS:,} layers are supported", repeat.count_span)
         return count
+
+
+@functools.lru_cache(maxsize=256)
+def _schema(definition: Definition) -> tuple[type, str]:
+    """A definition's parameters as a dataclass, to bind calls like a layer's, and its usage.
+    Made once per definition: a network expands the same block many times."""
+    schema = dataclasses.make_dataclass(definition.name, [
+        (p.name, Any, dataclasses.field(default=p.default)) if p.has_default
+        else (p.name, Any) for p in definition.parameters])
+    usage = f"{definition.name}(" + ", ".join(
+        p.name + ("=…" if p.has_default else "") for p in definition.parameters) + ")"
+    return schema, usage
 
 
 def evaluate(value, env: dict):

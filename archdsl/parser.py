@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import functools
 import keyword
+import os
 import re
+from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
@@ -32,8 +34,23 @@ _BRACKET = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|#[^\n]*|[\[\]()]")
 
 @functools.cache
 def _parser() -> Lark:
+    # Building the LALR tables costs more than parsing a ResNet-50 spec, in every process; lark
+    # keeps them in a cache file that it checks against the grammar, lark and Python versions.
     return Lark.open_from_package("archdsl.grammars", "archdsl.lark", ("",), parser="lalr",
-                                  propagate_positions=True, maybe_placeholders=False)
+                                  propagate_positions=True, maybe_placeholders=False,
+                                  cache=_cache_file() or False)
+
+
+def _cache_file() -> str | None:
+    """Where lark keeps the built parser: in the user's cache directory, not lark's default of
+    a predictable name in the shared temporary directory (the cache is a pickle). None where
+    that directory cannot be made; lark then builds the parser each time."""
+    try:
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "archdsl"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except (OSError, RuntimeError):  # RuntimeError: no home directory to be found
+        return None
+    return str(folder / "parser.lark-cache")
 
 
 def parse(text: str, filename: str = "<spec>") -> Spec:

@@ -39,9 +39,7 @@ ALIASES = {"k": "kernel", "s": "stride", "p": "padding", "d": "dilation", "g": "
 def bind_arguments(cls, title: str, usage: str, arguments, span) -> tuple[dict, dict]:
     """Match Argument nodes to the fields of dataclass `cls` and check each value against its
     annotation: (values, spans by field name). Used for layers and for a spec's train block."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    positional = [f.name for f in fields.values() if not f.kw_only]
-    hints = _hints(cls)
+    fields, positional, checkers = _signature(cls)
     values, spans = {}, {}
     for index, argument in enumerate(arguments):
         if argument.keyword is None:
@@ -64,7 +62,7 @@ def bind_arguments(cls, title: str, usage: str, arguments, span) -> tuple[dict, 
         if name in values:
             raise ArgumentError(f"argument {name!r} of {title} is given twice",
                                 argument.span, usage)
-        values[name] = _checked_value(title, usage, name, hints[name], argument)
+        values[name] = _checked_value(title, usage, name, checkers[name], argument)
         spans[name] = argument.span
     missing = [name for name, f in fields.items()
                if f.default is dataclasses.MISSING and name not in values]
@@ -73,38 +71,51 @@ def bind_arguments(cls, title: str, usage: str, arguments, span) -> tuple[dict, 
     return values, spans
 
 
-def _checked_value(title, usage, name, annotation, argument):
+def _checked_value(title, usage, name, checker, argument):
     value = argument.value
-    if value is None and not _accepts(annotation, None) and _accepts(annotation, "none"):
-        value = "none"  # the word none, where a choice is named 'none' (scheduler, approximate)
-    if _accepts(annotation, value):
-        if _base_type(annotation) is float and isinstance(value, int):
-            return float(value)
-        return value
-    raise ArgumentError(f"{title}: {name!r} must be {_describe(annotation)}, "
+    if checker.accepts(value):
+        return float(value) if checker.real and isinstance(value, int) else value
+    if value is None and checker.accepts("none"):
+        return "none"  # the word none, where a choice is named 'none' (scheduler, approximate)
+    raise ArgumentError(f"{title}: {name!r} must be {_describe(checker.annotation)}, "
                         f"got {literal(value)}", argument.span, usage)
 
 
-def _accepts(annotation, value) -> bool:
+class _Checker:
+    """An annotation compiled once into a test of values: binding checks every argument of
+    every layer, and walking typing's structures each time was most of the analysis."""
+
+    def __init__(self, annotation):
+        self.annotation = annotation
+        self.accepts = _compile(annotation)
+        self.real = _base_type(annotation) is float
+
+
+def _compile(annotation):
     if annotation is Any:
-        return True
+        return lambda value: True
     origin = get_origin(annotation)
     if origin is Annotated:
         base, *marks = get_args(annotation)
-        return _accepts(base, value) and all(m.accepts(value) for m in marks if isinstance(m, Min))
+        base_accepts = _compile(base)
+        bounds = [m for m in marks if isinstance(m, Min)]
+        return lambda value: base_accepts(value) and all(m.accepts(value) for m in bounds)
     if origin is Union:
-        return any(_accepts(option, value) for option in get_args(annotation))
+        options = [_compile(option) for option in get_args(annotation)]
+        return lambda value: any(accepts(value) for accepts in options)
     if origin is Literal:
-        return value in get_args(annotation)
+        choices = get_args(annotation)
+        return lambda value: value in choices
     if origin is tuple:
-        return isinstance(value, tuple) and all(_accepts(get_args(annotation)[0], v) for v in value)
+        item = _compile(get_args(annotation)[0])
+        return lambda value: isinstance(value, tuple) and all(item(v) for v in value)
     if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return lambda value: isinstance(value, (int, float)) and not isinstance(value, bool)
     if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return lambda value: isinstance(value, int) and not isinstance(value, bool)
     if annotation is type(None):
-        return value is None
-    return isinstance(value, annotation)
+        return lambda value: value is None
+    return lambda value: isinstance(value, annotation)
 
 
 def _base_type(annotation):
@@ -142,6 +153,10 @@ def literal(value) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _hints(cls) -> dict:
-    # Resolving a class's string annotations is most of binding's cost; a class's never change.
-    return get_type_hints(cls, include_extras=True)
+def _signature(cls) -> tuple[dict, list[str], dict[str, _Checker]]:
+    """A dataclass's fields by name, its positional fields, and a checker per field. Resolving
+    string annotations and compiling them is most of binding's cost; a class's never change."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = get_type_hints(cls, include_extras=True)
+    return (fields, [name for name, f in fields.items() if not f.kw_only],
+            {name: _Checker(hints[name]) for name in fields})

@@ -7,6 +7,7 @@ buffer shapes, the MACs, the receptive field and the torch builder, all in one p
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import ClassVar
 
 from ..errors import ArgumentError, UnknownLayerError
@@ -107,13 +108,18 @@ def layer_class(name: str) -> type[Layer]:
     return _REGISTRY[name]
 
 
+@functools.cache
+def _usage(cls: type[Layer]) -> str:
+    return cls.usage()
+
+
 def bind_layer(call) -> Layer:
     """A Call node -> a checked layer instance; every error points at the argument at fault."""
     cls = _REGISTRY.get(call.name)
     if cls is None:
         raise UnknownLayerError(f"unknown layer {call.name!r}{suggest(call.name, _REGISTRY)}",
                                 call.name_span, hint="layers: " + ", ".join(layer_names()))
-    values, spans = bind_arguments(cls, cls.dsl_name, cls.usage(), call.arguments, call.span)
+    values, spans = bind_arguments(cls, cls.dsl_name, _usage(cls), call.arguments, call.span)
     layer = cls(**values)
     try:
         layer.check()
