@@ -104,12 +104,16 @@ def cpu_suite(args, data_root: str, info: dict) -> tuple[list[str], list[tuple],
                         "rows; `linear`: `input 64` then `Linear(64) -> ReLU` rows; nested "
                         "repeat: `[[[[ReLU]*10]*10]*10]*10`.\n\n" + scaling.markdown(result))
         if not result["met"]:
+            stages = where_time_goes.analysis_stages(scaling.conv_spec(1000))
+            raw["analysis_stages"] = stages
             profile = where_time_goes.analysis_profile(scaling.conv_spec(1000))
             raw["profile_analysis"] = profile
             nested = where_time_goes.analysis_profile(scaling.NESTED)
             raw["profile_nested"] = nested
             sections[-1] += ("\n\nWhere the time goes: "
-                             + where_time_goes.markdown_analysis(profile,
+                             + where_time_goes.markdown_stages(stages,
+                                                               "the 1,000-layer conv spec")
+                             + " " + where_time_goes.markdown_analysis(profile,
                                                                 "the 1,000-layer conv spec")
                              + " " + where_time_goes.markdown_analysis(nested,
                                                                        "the nested repeat"))

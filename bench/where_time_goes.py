@@ -61,10 +61,22 @@ print(json.dumps({"imports": (t1 - t0) * 1e3, "grammar": (t2 - t1) * 1e3,
 """
 
 
+_TYPER = """
+import typer
+try:
+    import typer._adapters
+except ImportError:  # a typer without pydantic
+    pass
+"""
+
+
 def check_startup(spec: str = "specs/zoo/resnet50.spec", repeats: int = 5) -> dict:
     python = sys.executable
     bare = _wall([python, "-c", "pass"], repeats)
     imports = _wall([python, "-c", "import archdsl.cli"], repeats)
+    # What the command line's library costs before archdsl does anything: typer imports
+    # pydantic when it builds a command's parameters (typer 0.2x), so both are in the floor.
+    command_line = _wall([python, "-c", _TYPER], repeats)
     whole = _wall([python, "-m", "archdsl", "check", spec, "--format", "json"], repeats)
     torch = _wall([python, "-c", "import torch"], repeats)
     steps = subprocess.run([python, "-c", _STEPS, spec], capture_output=True, text=True,
@@ -78,11 +90,50 @@ def check_startup(spec: str = "specs/zoo/resnet50.spec", repeats: int = 5) -> di
             by_package[match.group(4).split(".")[0]] += int(match.group(1))
     total = sum(by_package.values())
     return {"spec": spec, "interpreter_s": bare, "import_archdsl_cli_s": imports,
+            "typer_s": command_line,
             "in_process_ms": json.loads(steps.strip().splitlines()[-1]),
             "whole_s": whole, "import_torch_s": torch,
             "imports_by_package_ms": {k: round(v / 1000, 1)
                                       for k, v in by_package.most_common(8)},
             "imports_total_ms": round(total / 1000, 1)}
+
+
+def analysis_stages(text: str, repeats: int = 5) -> dict:
+    """µs per layer of each stage of archdsl.analyze(archdsl.parse(text)), best of `repeats`:
+    lark's parse into a tree (and, for comparison, the same grammar parsed without the source
+    positions that every error message needs), the tree -> IR transform, lowering + analysis."""
+    import lark
+    import archdsl
+    from archdsl import parser as spec_parser
+    with_positions = spec_parser._parser()
+    without = lark.Lark.open_from_package("archdsl.grammars", "archdsl.lark", ("",),
+                                          parser="lalr", maybe_placeholders=False)
+    layers = len(archdsl.analyze(archdsl.parse(text)).rows)
+
+    def best(work) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - start)
+        return min(times) / layers * 1e6
+
+    tree = with_positions.parse(text)
+    spec = spec_parser._ToSpec(text, "<spec>").transform(tree)
+    return {"layers": layers,
+            "lark_parse_us": best(lambda: with_positions.parse(text)),
+            "lark_parse_without_positions_us": best(lambda: without.parse(text)),
+            "transform_us": best(lambda: spec_parser._ToSpec(text, "<spec>").transform(tree)),
+            "analysis_us": best(lambda: archdsl.analyze(spec))}
+
+
+def markdown_stages(p: dict, label: str) -> str:
+    total = p["lark_parse_us"] + p["transform_us"] + p["analysis_us"]
+    return (f"Per layer of {label}, best of 5: lark's parse into a tree "
+            f"{p['lark_parse_us']:.0f} µs (without the source positions that error messages "
+            f"need: {p['lark_parse_without_positions_us']:.0f} µs), the tree → IR transform "
+            f"{p['transform_us']:.0f} µs, lowering + analysis {p['analysis_us']:.0f} µs; "
+            f"{total:.0f} µs in all.")
 
 
 def analysis_profile(text: str) -> dict:
@@ -189,7 +240,8 @@ def markdown_startup(p: dict) -> str:
     rest = p["whole_s"] - p["import_archdsl_cli_s"]
     packages = ", ".join(f"{k} {v:.0f} ms" for k, v in p["imports_by_package_ms"].items())
     steps = p["in_process_ms"]
-    inside = (f" Of the latter, measured in one process: building the parser from the grammar "
+    inside = (f" Of the latter, measured in one process: making the parser (lark's tables, "
+              f"from its cache after the first run) "
               f"{steps['grammar']:.0f} ms, reading, parsing and analysing the spec "
               f"{steps['parse_and_analysis']:.0f} ms"
               + (f", the JSON report {steps['json_report']:.0f} ms"
@@ -201,8 +253,10 @@ def markdown_startup(p: dict) -> str:
             f"ms + importing archdsl.cli {(p['import_archdsl_cli_s'] - p['interpreter_s']) * 1e3:.0f}"
             f" ms + reading, parsing, analysing and printing {rest * 1e3:.0f} ms.{inside} "
             f"Import self time by package (python -X importtime, {p['imports_total_ms']:.0f} ms in "
-            f"all, slower than plain imports): {packages}. For scale, `import torch` alone takes "
-            f"{p['import_torch_s'] * 1e3:.0f} ms here.")
+            f"all, slower than plain imports): {packages}. The command-line library alone, "
+            f"typer with the pydantic it imports to build parameters, takes "
+            f"{p['typer_s'] * 1e3:.0f} ms from the interpreter's start to its imports' end. "
+            f"For scale, `import torch` alone takes {p['import_torch_s'] * 1e3:.0f} ms here.")
 
 
 def markdown_analysis(p: dict, label: str) -> str:
@@ -221,8 +275,9 @@ def main():
     if what in ("all", "check"):
         print(markdown_startup(check_startup()) + "\n")
     if what in ("all", "analysis"):
-        print(markdown_analysis(analysis_profile(conv_spec(1000)), "the 1,000-layer conv spec")
-              + "\n")
+        print(markdown_stages(analysis_stages(conv_spec(1000)), "the 1,000-layer conv spec")
+              + " " + markdown_analysis(analysis_profile(conv_spec(1000)),
+                                        "the 1,000-layer conv spec") + "\n")
     if what in ("all", "training"):
         from datafiles import torchvision_root
         print(markdown_training(training_bound(torchvision_root(None))))

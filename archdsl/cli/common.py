@@ -1,0 +1,96 @@
+"""What every command shares: the app, the spec argument and common options, and the steps
+that turn bad input or a failed run into a message and an exit code instead of a traceback."""
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from .. import __version__
+from ..analysis import Analysis, analyze
+from ..errors import ArchDSLError
+from ..ir import parse_shape
+from ..parser import decode, parse, read_text
+from ..train.config import TrainConfig
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Describe convolutional networks as text; check shapes, parameters and "
+                       "cost exactly.")
+
+
+class Format(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+
+
+def _shape_option(value: Optional[str]):
+    if value is None:
+        return None
+    try:
+        return parse_shape(value)
+    except ArchDSLError as error:
+        raise typer.BadParameter(error.message) from None
+
+
+SpecArgument = Annotated[str, typer.Argument(help="A .spec file, or - to read standard input.")]
+InputOption = Annotated[Optional[str], typer.Option(
+    "--input", callback=_shape_option, metavar="CxHxW",
+    help="Input shape, e.g. 1x28x28; overrides the spec's input line.")]
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+BatchOption = Annotated[int, typer.Option("--batch", min=1,
+                                          help="Batch size for activation memory.")]
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"archdsl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="Print the version and exit.")] = False):
+    """archdsl: a convolutional network as text."""
+
+
+def load(path: str, input=None, batch: int = 1) -> Analysis:
+    """Read, parse and analyze a spec; on bad input print file:line:col with a caret, exit 2."""
+    text = None
+    name = "<stdin>" if path == "-" else path
+    try:
+        text = decode(sys.stdin.buffer.read()) if path == "-" else read_text(path)
+        spec = parse(text, name)
+        TrainConfig.from_spec(spec)  # a bad train(...) block is a spec error, even for check
+        return analyze(spec, input, batch)
+    except ArchDSLError as error:
+        typer.echo(error.render(text, name), err=True)
+        raise typer.Exit(2) from None
+
+
+def run_or_exit(function, *args, text=None, name="<spec>", rank=None, **kwargs):
+    """Call the library; a run's error becomes a message and its exit code, never a traceback.
+    `rank`: this process's rank in a job of several, named in its messages."""
+    try:
+        return function(*args, **kwargs)
+    except ArchDSLError as error:
+        message = error.render(text, name)
+        if rank is None:
+            typer.echo(message, err=True)
+        elif rank == 0 or not getattr(error, "same_on_every_rank", False):
+            typer.echo(f"[rank {rank}] {message}", err=True)
+        raise typer.Exit(getattr(error, "exit_code", 2)) from None
+
+
+def parse_or_exit(path: str):
+    """Read and parse a spec: (text, name, spec); bad input prints file:line:col, exits 2."""
+    text = None
+    name = "<stdin>" if path == "-" else path
+    try:
+        text = decode(sys.stdin.buffer.read()) if path == "-" else read_text(path)
+        return text, name, parse(text, name)
+    except ArchDSLError as error:
+        typer.echo(error.render(text, name), err=True)
+        raise typer.Exit(2) from None

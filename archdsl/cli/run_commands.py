@@ -1,0 +1,191 @@
+"""The commands that run networks with torch: train, eval and export."""
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..report import render_evaluation
+from ..train.config import TrainConfig
+from .common import FormatOption, Format, InputOption, SpecArgument, app, load, run_or_exit
+
+
+class Optimizer(str, Enum):
+    sgd = "sgd"
+    adam = "adam"
+    adamw = "adamw"
+
+
+class Scheduler(str, Enum):
+    none = "none"
+    step = "step"
+    cosine = "cosine"
+    onecycle = "onecycle"
+
+
+class Precision(str, Enum):
+    off = "off"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+def _train_arguments(spec: str, out_dir: Path, resume: bool, input, overrides: dict) -> list[str]:
+    """The options of this `archdsl train` for the processes of --nproc: what was given, with the
+    run directory fixed (each process would otherwise number its own)."""
+    arguments = [spec, "--resume" if resume else "--out", str(out_dir)]
+    for name, value in overrides.items():
+        option = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            arguments.append(option if value else f"--no-{name}")
+        elif value is not None:
+            arguments += [option, str(value)]
+    if input is not None:
+        arguments += ["--input", "x".join(map(str, input))]
+    return arguments
+
+
+@app.command()
+def train(
+    spec: SpecArgument,
+    dataset: Annotated[Optional[str], typer.Option(
+        help="fashion-mnist, mnist, cifar10, synthetic, or an ImageFolder directory.")] = None,
+    data_dir: Annotated[Optional[str], typer.Option(help="Where to look for the data first.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Examples per step.")] = None,
+    lr: Annotated[Optional[float], typer.Option(min=0.0, help="Learning rate.")] = None,
+    optimizer: Annotated[Optional[Optimizer], typer.Option()] = None,
+    momentum: Annotated[Optional[float], typer.Option(min=0.0, help="SGD momentum.")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(min=0.0)] = None,
+    scheduler: Annotated[Optional[Scheduler], typer.Option()] = None,
+    label_smoothing: Annotated[Optional[float], typer.Option(min=0.0, max=1.0)] = None,
+    val_split: Annotated[Optional[float], typer.Option(
+        min=0.0, max=0.9, help="Fraction of the training set held out for validation.")] = None,
+    early_stopping: Annotated[Optional[int], typer.Option(
+        min=0, metavar="PATIENCE", help="Stop after this many epochs without a better "
+                                        "validation loss.")] = None,
+    subset: Annotated[Optional[int], typer.Option(
+        min=1, metavar="N", help="Train on the first N training examples.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    amp: Annotated[Optional[Precision], typer.Option(help="Mixed precision.")] = None,
+    compile: Annotated[Optional[bool], typer.Option(
+        "--compile/--no-compile", help="torch.compile the model.")] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    out: Annotated[Optional[str], typer.Option(help="Run directory (default runs/<spec>).")] = None,
+    resume: Annotated[Optional[str], typer.Option(
+        metavar="RUN_DIR", help="Continue a run after its last completed epoch.")] = None,
+    nproc: Annotated[Optional[int], typer.Option(
+        min=1, metavar="N", help="Train data-parallel in N processes on this machine, one per "
+                                 "GPU (or on the CPU), started with torchrun; --batch-size is "
+                                 "per process.")] = None,
+    input: InputOption = None,
+):
+    """Train a spec: progress per epoch, checkpoints, metrics and curves in a run directory."""
+    from ..train import distributed
+    from ..train.config import resumed_config, run_directory
+    from ..train.loop import Interrupted, train as run_training
+
+    world = run_or_exit(distributed.World.from_env)
+    launching = nproc is not None and nproc > 1 and not world.distributed
+    if launching and spec == "-":
+        typer.echo("error: --nproc starts processes that each read the spec: give a file, not -",
+                   err=True)
+        raise typer.Exit(2)
+
+    analysis = load(spec, input)
+    overrides = dict(
+        dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, lr=lr,
+        optimizer=optimizer and optimizer.value, momentum=momentum, weight_decay=weight_decay,
+        scheduler=scheduler and scheduler.value, label_smoothing=label_smoothing,
+        val_split=val_split, early_stopping=early_stopping, subset=subset, device=device,
+        amp=amp and amp.value, compile=compile, seed=seed)
+    if resume is not None:
+        config = run_or_exit(resumed_config, Path(resume), overrides)
+        out_dir = Path(resume)
+    else:
+        source = analysis.spec
+        config = run_or_exit(TrainConfig.from_spec, source, text=source.text,
+                              name=source.filename).replace(**overrides)
+        out_dir = run_directory(spec, out)
+    if launching:
+        # Refuse a device the processes cannot have before starting them.
+        from ..train.setup import autocast_factory
+        last = distributed.World(rank=nproc - 1, size=nproc, local_rank=nproc - 1)
+        run_or_exit(autocast_factory, config.amp,
+                     run_or_exit(distributed.pick_device, config.device, last))
+        arguments = _train_arguments(spec, out_dir, resume is not None, input, overrides)
+        raise typer.Exit(distributed.launch(nproc, arguments, typer.echo))
+    try:
+        result = run_or_exit(run_training, analysis, analysis.spec.text, config, out_dir,
+                              resume=resume is not None,
+                              rank=world.rank if world.distributed else None)
+    except Interrupted as stop:
+        if not world.main:
+            raise typer.Exit(130) from None
+        if (out_dir / "last.pt").exists():
+            spec_path = out_dir / "spec.spec" if spec == "-" else spec
+            typer.echo(f"\n{stop}; the last completed epoch is saved in {out_dir}/last.pt\n"
+                       f"resume with: archdsl train {spec_path} --resume {out_dir}", err=True)
+        else:
+            typer.echo(f"\n{stop}; no epoch was completed, so there is nothing to resume",
+                       err=True)
+        raise typer.Exit(130) from None
+    if world.main:
+        typer.echo(f"run saved in {result.out_dir}")
+
+
+@app.command("eval")
+def evaluate(
+    spec: SpecArgument,
+    checkpoint: Annotated[str, typer.Option(help="A checkpoint, e.g. runs/NAME/best.pt.")],
+    dataset: Annotated[Optional[str], typer.Option(help="Default: the run's dataset.")] = None,
+    data_dir: Annotated[Optional[str], typer.Option()] = None,
+    device: Annotated[str, typer.Option()] = "auto",
+    format: FormatOption = Format.table,
+    input: InputOption = None,
+):
+    """Test accuracy, per-class accuracy and the confusion matrix of a checkpoint."""
+    from ..train.evaluate import evaluate_checkpoint
+
+    analysis = load(spec, input)
+    if not Path(checkpoint).is_file():
+        typer.echo(f"error: checkpoint {checkpoint} does not exist", err=True)
+        raise typer.Exit(2)
+    result = run_or_exit(evaluate_checkpoint, analysis, Path(checkpoint), dataset=dataset,
+                          data_dir=data_dir, device=device)
+    typer.echo(render_evaluation(result, format.value))
+
+
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+    torchscript = "torchscript"
+
+
+@app.command("export")
+def export_command(
+    spec: SpecArgument,
+    checkpoint: Annotated[str, typer.Option(help="A checkpoint, e.g. runs/NAME/best.pt.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write.")],
+    format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.onnx,
+    verify: Annotated[bool, typer.Option(
+        "--verify/--no-verify",
+        help="Run the file and compare its outputs with PyTorch's.")] = True,
+    input: InputOption = None,
+):
+    """Write a trained spec as ONNX or TorchScript (any batch size), then check that it runs
+    and gives PyTorch's outputs."""
+    from ..export import export as export_model, load_trained, verify as verify_export
+
+    analysis = load(spec, input)
+    model = run_or_exit(load_trained, analysis, Path(checkpoint))
+    run_or_exit(export_model, model, analysis, output, format.value)
+    typer.echo(f"{output}: {format.value}, input N×{'×'.join(map(str, analysis.input))}, "
+               f"{output.stat().st_size / 2**20:.1f} MiB")
+    if verify:
+        check = run_or_exit(verify_export, model, analysis, output, format.value)
+        verdict = "matches" if check.ok else "DIFFERS FROM"
+        typer.echo(f"{check.runtime} {verdict} PyTorch on {check.batch} random inputs: "
+                   f"max |difference| {check.max_abs_diff:.2g} (tolerance {check.tolerance:.2g})")
+        if not check.ok:
+            raise typer.Exit(1)
