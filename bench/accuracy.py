@@ -7,8 +7,9 @@ split, the whole-process wall time and the training time, with the spec's parame
 
 time_to_accuracy() answers "how long until 90% test accuracy": it trains fresh runs of 1, 2, 3 …
 epochs (the test split is evaluated once, at the end of a run) and stops at the first that gets
-there. For a spec without a schedule (simple_cnn: constant Adam lr) a run of E epochs is the first
-E epochs of a longer one; for a scheduled spec it is the shortest schedule that reaches the target.
+there. Without a schedule (simple_cnn at the tutorial's settings: constant Adam lr) a run of E
+epochs is the first E epochs of a longer one; with a schedule it is the shortest schedule that
+reaches the target.
 
     python bench/accuracy.py --data-dir ../shared/data [--seeds 0,1] [--device cpu]
 """

@@ -42,9 +42,11 @@ def assert_formats_well(text: str) -> str:
 
 
 def test_simple_cnn_layout():
-    assert format_spec((ROOT / "specs/simple_cnn.spec").read_text()) == (
-        "# the tutorial's CNN: two conv blocks, then a classifier\n"
+    text = (ROOT / "specs/simple_cnn.spec").read_text()
+    comments = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    assert format_spec(text) == comments + (
         "input 1x28x28\n"
+        "train(lr=2e-3, scheduler=cosine)\n"
         "Conv(16, 3, p=1)\n"
         "  -> ReLU\n"
         "  -> MaxPool(2)\n"
