@@ -4,14 +4,19 @@ from __future__ import annotations
 import json
 import os
 
-from tabulate import tabulate
-
 from .analysis import SCHEMA, Analysis
 from .compare import Entry
 from .layers import format_shape
 
 MACS_NOTE = "multiply-accumulates of conv and linear layers per example (torchvision's convention)"
 _STYLE = {"table": "simple", "markdown": "github"}
+
+
+def tabulate(*args, **kwargs) -> str:
+    # Imported on first use: importing tabulate (which reads its package metadata) is a tenth
+    # of `archdsl check`'s start-up, and JSON reports never use it.
+    from tabulate import tabulate as render
+    return render(*args, **kwargs)
 
 
 def render_analysis(analysis: Analysis, fmt: str) -> str:
