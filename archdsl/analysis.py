@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .errors import ArchDSLError, InputShapeError, START
+from .errors import ArchDSLError, InputShapeError, START, call_site
 from .ir import INPUT, Node, Spec, parse_shape
 from .lowering import lower
 from .layers import Shape
@@ -89,12 +89,23 @@ def analyze(spec: Spec | str, input: Shape | str | None = None, batch: int = 1) 
         try:
             row = _analyze_node(node, shapes, fields)
         except ArchDSLError as error:
-            raise error.at(node.span)
+            raise _placed(error, node, nodes, spec.text)
         shapes[node.name] = row.output
         fields[node.name] = (row.rf, row.jump)
         rows.append(row)
     return Analysis(spec.filename, shape, rows[-1].output, tuple(rows), _totals(rows, batch),
                     nodes, spec)
+
+
+def _placed(error: ArchDSLError, node: Node, nodes: tuple[Node, ...], text: str) -> ArchDSLError:
+    """The error at the node's call. Where that call stands for several layers (a repeat's body,
+    a definition's), notes name the failing one and the definition calls it came from."""
+    error.at(node.span)
+    if node.expanded_from or sum(other.span == node.span for other in nodes) > 1:
+        error.notes.append(f"in layer {node.name}")
+        error.notes += ["expanded from " + call_site(text, span)
+                        for span in reversed(node.expanded_from)]
+    return error
 
 
 def _input_shape(spec: Spec, given) -> Shape:

@@ -32,6 +32,12 @@ class Span:
 START = Span(1, 1, 1, 2, 0, 1)
 
 
+def call_site(text: str, span: Span) -> str:
+    """A note's words for where a definition was called: `Block(64) at 3:38`."""
+    words = " ".join(text[span.start:span.end].split())
+    return f"{words if len(words) <= 40 else words[:39] + '…'} at {span.line}:{span.column}"
+
+
 class ArchDSLError(Exception):
     """Bad input: a spec, an argument or a file. Rendered as `file:line:col: message` with a caret."""
 
@@ -42,6 +48,7 @@ class ArchDSLError(Exception):
         self.message = message
         self.span = span
         self.hint = hint
+        self.notes: list[str] = []  # where the span's text was reached from, innermost first
         self.source: str | None = None  # the text, where the raiser has it and the caller may not
 
     def at(self, span: Span | None) -> "ArchDSLError":
@@ -66,6 +73,7 @@ class ArchDSLError(Exception):
                 indent = "".join(c if c == "\t" else " " for c in source_line[:span.column - 1])
                 lines.append(f"  {source_line}")
                 lines.append(f"  {indent.ljust(span.column - 1)}" + "^" * max(1, width))
+        lines += [f"note: {note}" for note in self.notes]
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return "\n".join(lines)

@@ -149,6 +149,7 @@ class Node:
     layer: Layer
     span: Span
     inputs: tuple[str, ...]
+    expanded_from: tuple[Span, ...] = ()  # the definition calls it came from, outermost first
 
 
 INPUT = "input"

@@ -11,7 +11,7 @@ import functools
 from collections import Counter
 from typing import Any
 
-from .errors import ArchDSLError, ArgumentError, Span
+from .errors import ArchDSLError, ArgumentError, Span, call_site
 from .ir import (INPUT, Call, Chain, Definition, Group, Name, Named, Node, Operation, Parallel,
                  Repeat, Spec, Step)
 from .layers import bind_layer, layer_class, layer_names
@@ -39,6 +39,7 @@ class _Lowering:
         self.nodes: list[Node] = []
         self.results: dict[str, str] = {}  # `as` names -> the node holding that output
         self.expanding: list[str] = []  # definitions being expanded, to catch recursion
+        self.call_sites: list[Span] = []  # the calls of those definitions, for nodes and errors
 
     def run(self) -> tuple[Node, ...]:
         self.chain(self.spec.body, "", INPUT, {})
@@ -100,15 +101,21 @@ class _Lowering:
         values, _ = bind_arguments(schema, definition.name, usage, call.arguments, call.span)
         env = vars(schema(**values))  # with the defaults of parameters not given
         self.expanding.append(definition.name)
+        self.call_sites.append(call.span)
         try:
             return self.chain(definition.body.body, name + ".", source, env)
+        except ArchDSLError as error:
+            # The error points into the definition; say which of its calls got there.
+            error.notes.append("expanded from " + call_site(self.spec.text, call.span))
+            raise
         finally:
             self.expanding.pop()
+            self.call_sites.pop()
 
     def add(self, name: str, layer, span: Span, inputs: tuple[str, ...]) -> str:
         if len(self.nodes) >= MAX_LAYERS:
             raise ArchDSLError(f"the network expands to more than {MAX_LAYERS:,} layers", span)
-        self.nodes.append(Node(name, layer, span, inputs))
+        self.nodes.append(Node(name, layer, span, inputs, tuple(self.call_sites)))
         return name
 
     def result(self, word: str, span: Span) -> str:

@@ -76,3 +76,29 @@ def test_batchnorm_buffers_and_depth():
     assert analysis.totals.buffers == 9
     assert analysis.totals.depth == 2
     assert analysis.output == (2,)
+
+
+def test_a_shape_error_in_a_repeat_names_the_repetition():
+    with pytest.raises(ShapeError, match="output would be 0×0") as caught:
+        analyze("input 1x28x28\n[Conv(16, 3) -> MaxPool(2)]*4 -> Flatten -> Linear(10)")
+    # 28 -> 26 -> 13 -> 11 -> 5 -> 3 -> 1: the fourth Conv gets 1×1
+    assert (caught.value.span.line, caught.value.span.column) == (2, 2)
+    assert caught.value.notes == ["in layer block4.conv"]
+
+
+def test_a_shape_error_in_a_definition_names_the_layer_and_the_calls():
+    text = ("input 1x28x28\n"
+            "def Block(c) = [Conv(c, 3) -> MaxPool(2)]\n"
+            "def Stage(c) = [Block(c) -> Block(c*2)]\n"
+            "Stage(8) -> Stage(32) -> Flatten -> Linear(10)")
+    with pytest.raises(ShapeError) as caught:
+        analyze(text)
+    assert caught.value.notes == ["in layer stage2.block2.conv",
+                                  "expanded from Block(c*2) at 3:29",
+                                  "expanded from Stage(32) at 4:13"]
+
+
+def test_a_layer_written_once_needs_no_note():
+    with pytest.raises(ShapeError) as caught:
+        analyze("input 1x2x2\nConv(4, 3)")
+    assert caught.value.notes == []

@@ -173,3 +173,12 @@ def test_the_word_none_names_a_choice(tmp_path):
                     encoding="utf-8")
     result = check(str(path))
     assert result.exit_code == 0, result.output
+
+
+def test_notes_follow_the_caret_and_come_before_the_hint():
+    text = "input 1x28x28\n[Conv(16, 3) -> MaxPool(2)]*4 -> Flatten -> Linear(10)\n"
+    result = check("-", input=text)
+    assert_error(result, "<stdin>", 2, 2, "Conv: output would be 0×0", text)
+    assert result.stderr.split("\n")[3:5] == [
+        "note: in layer block4.conv",
+        "hint: use padding, a smaller kernel or dilation, or a larger input"]

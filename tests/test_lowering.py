@@ -50,6 +50,19 @@ def test_definition_argument_errors_point_into_the_spec():
         analyze("def A(c) = [Conv(c*2, 3)]\ninput 1x8x8\nA(same)")
 
 
+def test_an_error_inside_a_definition_names_the_call_that_got_there():
+    text = ("def Block(c) = [Conv(c, 3) -> MaxPool(2)]\n"
+            "def Stage(c) = [Block(c) -> Block(c - 10)]\n"
+            "input 1x64x64\nStage(16) -> Stage(8)")
+    with pytest.raises(ArgumentError, match="'out' must be a positive integer, got -2") as caught:
+        analyze(text)
+    assert (caught.value.span.line, caught.value.span.column) == (1, 22)  # the `c` of Conv(c, 3)
+    # innermost first: Block(c - 10) inside Stage, then the Stage(8) that ran it
+    assert caught.value.notes == ["expanded from Block(c - 10) at 2:29",
+                                  "expanded from Stage(8) at 4:14"]
+    assert "note: expanded from Block(c - 10) at 2:29\n" in caught.value.render(text)
+
+
 @pytest.mark.parametrize("text, fragment", [
     ("def A(c=1, d) = [ReLU]\ninput 1x8x8\nReLU", "without a default follows"),
     ("def Conv(c) = [ReLU]\ninput 1x8x8\nReLU", "is a layer"),
