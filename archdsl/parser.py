@@ -1,4 +1,5 @@
-"""Text -> Spec. One LALR parser per process; lark's errors become archdsl errors with spans."""
+"""Text -> Spec: lark's LALR parser (tables cached across processes), then a transformer that
+builds the IR with every node's source span. lark's errors become archdsl's (syntax_errors)."""
 from __future__ import annotations
 
 import functools
@@ -8,28 +9,16 @@ import re
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedInput, VisitError
 
 from .errors import ArchDSLError, Span, SpecFileError, SpecSyntaxError
 from .budget import METRICS, parse_bound
 from .ir import (Argument, AssertDecl, Call, Chain, Definition, Group, InputDecl, Name, Named,
                  Operation, Parallel, Parameter, Repeat, Spec, TrainDecl, parse_shape)
 from .layers.arguments import suggest
-
-# What to call each terminal when saying what was expected.
-_TERMINAL_WORDS = {
-    "NAME": "a layer name", "MINUS": "'-'", "SHAPE": "a shape like 1x28x28", "INT": "a number",
-    "FLOAT": "a number", "STRING": "a string",
-    "_AS": "'as'", "COMPARATOR": "a comparison ('<', '<=', '>' or '>=')",
-    "BOUND": "a number such as 100k or 1.5M",
-    "$END": "the end of the spec",
-}
+from .syntax_errors import check_nesting, syntax_error
 
 MAX_DIGITS = 18  # integers beyond this are no real size, and would trip Python's int/str limits
-MAX_NESTING = 50  # brackets deeper than this would exhaust the tree transformer's recursion
-
-# Brackets outside strings and comments: to find a '[' or '(' left open, or nested too deep.
-_BRACKET = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|#[^\n]*|[\[\]()]")
 
 
 @functools.cache
@@ -60,12 +49,12 @@ def parse(text: str, filename: str = "<spec>") -> Spec:
     if not re.sub(r"#[^\n]*", "", source).strip():
         raise SpecFileError("spec is empty: expected a network such as "
                             "'input 1x28x28  Conv(16, 3) -> ReLU -> Flatten -> Linear(10)'")
-    _check_nesting(text)
+    check_nesting(text)
     try:
         tree = _parser().parse(source)
         return _ToSpec(text, filename).transform(tree)
     except UnexpectedInput as error:
-        raise _syntax_error(error, text) from None
+        raise syntax_error(error, text, _parser()) from None
     except VisitError as error:
         if isinstance(error.orig_exc, ArchDSLError):
             raise error.orig_exc from None
@@ -106,95 +95,12 @@ def decode(data: bytes) -> str:
     return text
 
 
-def _syntax_error(error: UnexpectedInput, text: str) -> SpecSyntaxError:
-    line, column, start = error.line, error.column, error.pos_in_stream or 0
-    at_end = isinstance(error, UnexpectedToken) and error.token.type == "$END"
-    if at_end and isinstance(error.token.end_line, int):
-        # lark gives the end of input the last token's position; point just past that token.
-        line, column, start = error.token.end_line, error.token.end_column, error.token.end_pos
-    if not isinstance(line, int) or line < 1:  # older lark reports the end of input as -1
-        lines = text.split("\n")
-        line, column, start = len(lines), len(lines[-1]) + 1, len(text)
-    if isinstance(error, UnexpectedCharacters):
-        found = repr(text[error.pos_in_stream]) if error.pos_in_stream < len(text) else "end"
-        width = 1
-        if text.startswith("->", error.pos_in_stream):
-            found, width = "'->'", 2
-    else:
-        token = error.token
-        found = "end of spec" if at_end else repr(str(token))
-        width = 1 if at_end else max(1, len(str(token)))
-    # What the parser would accept here. lark's `expected` (UnexpectedToken) and `allowed`
-    # (UnexpectedCharacters) are the lexer's terminals: they lack the end of input and, with
-    # LALR's merged states, offer ']' outside any group.
-    parser = getattr(error, "interactive_parser", None)
-    names = parser.accepts() if parser is not None else \
-        getattr(error, "expected", None) or getattr(error, "allowed", None) or ()
-    # Where a value may come, a name is a keyword or a word such as 'same', not a layer.
-    arguments = "FLOAT" in names
-    expected = sorted({"a name" if name == "NAME" and arguments else _describe_terminal(name)
-                       for name in names})
-    message = f"unexpected {found}"
-    if expected:
-        message += ": expected " + _or_list(expected)
-    span = Span(line, column, line, column + width, start, start + width)
-    hint = None
-    if isinstance(error, UnexpectedToken) and "'->'" in expected and \
-            error.token.type in ("NAME", "LSQB"):
-        hint = "steps are joined by '->'; is one missing before this?"
-    elif isinstance(error, UnexpectedToken) and error.token.type in ("INPUT", "TRAIN"):
-        hint = "the input line and the train(...) block come before the network"
-    elif isinstance(error, UnexpectedToken) and error.token.type == "ASSERT":
-        hint = "assertions come before the network, with the input line"
-    elif isinstance(error, UnexpectedCharacters) and found == "'×'":
-        hint = "write shapes with the letter x, as in 1x28x28"
-    elif at_end and ("']'" in expected or "')'" in expected):
-        unclosed, _ = _open_brackets(text)
-        if unclosed:
-            opened = Span.at(text, unclosed[-1])
-            hint = (f"the {text[unclosed[-1]]!r} at line {opened.line}, column {opened.column} "
-                    f"is never closed")
-    return SpecSyntaxError(message, span, hint)
-
-
-def _open_brackets(text: str) -> tuple[list[int], int | None]:
-    """Offsets of the '[' and '(' still open at the end, and of the first one nested too deep."""
-    stack: list[int] = []
-    too_deep = None
-    for match in _BRACKET.finditer(text):
-        if match.group() in "[(":
-            stack.append(match.start())
-            if len(stack) > MAX_NESTING and too_deep is None:
-                too_deep = match.start()
-        elif match.group() in "])" and stack:
-            stack.pop()
-    return stack, too_deep
-
-
-def _check_nesting(text: str) -> None:
-    _, too_deep = _open_brackets(text)
-    if too_deep is not None:
-        raise SpecSyntaxError(f"brackets are nested more than {MAX_NESTING} deep",
-                              Span.at(text, too_deep))
-
-
 def _integer(token: Token) -> int:
     digits = token.lstrip("-").lstrip("0")
     if len(digits) > MAX_DIGITS:
         raise ArchDSLError(f"number is too large: {len(digits)} digits, at most {MAX_DIGITS}",
                            Span.of(token))
     return int(token)
-
-
-def _describe_terminal(name: str) -> str:
-    if name in _TERMINAL_WORDS:
-        return _TERMINAL_WORDS[name]
-    pattern = _parser().get_terminal(name).pattern
-    return repr(pattern.value) if pattern.type == "str" else name
-
-
-def _or_list(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
 @v_args(meta=True)
