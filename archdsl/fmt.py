@@ -14,8 +14,11 @@ that spans several lines moves above it.
 """
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lark import Token, Tree
 
@@ -57,6 +60,20 @@ def format_spec(text: str, filename: str = "<spec>") -> str:
                                 item.trailing)
     lines += trailing_end
     return "\n".join(lines) + "\n"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace a file's text through a temporary file and a rename, keeping its permissions: an
+    interrupted write never leaves half a spec. A link is followed, so it stays a link."""
+    target = path.resolve()
+    temporary = target.with_name(f".{target.name}.fmt.tmp")
+    try:
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        shutil.copymode(target, temporary)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 @dataclass

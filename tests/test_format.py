@@ -247,6 +247,46 @@ def test_fmt_check(tmp_path):
     assert path.read_text() == "input 1x28x28\nConv(16, 3, p=1)\n  -> ReLU\n"
 
 
+def test_fmt_write_rewrites_only_what_is_not_canonical(tmp_path):
+    messy, tidy = tmp_path / "messy.spec", tmp_path / "tidy.spec"
+    messy.write_text("input 1x28x28\nConv(16,3,p=1) -> ReLU  # two\n")
+    tidy.write_text("input 1x28x28\nReLU\n")
+    messy.chmod(0o640)
+    link = tmp_path / "link.spec"
+    link.symlink_to(messy)
+    before = tidy.stat().st_mtime_ns
+    result = runner.invoke(app, ["fmt", "--write", str(link), str(tidy)])
+    assert result.exit_code == 0 and result.stdout == f"reformatted {link}\n"
+    assert messy.read_text() == "input 1x28x28\nConv(16, 3, p=1)\n  -> ReLU  # two\n"
+    assert link.is_symlink() and (messy.stat().st_mode & 0o777) == 0o640
+    assert tidy.stat().st_mtime_ns == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.spec", "messy.spec", "tidy.spec"]
+
+
+def test_fmt_write_changes_nothing_when_one_spec_is_bad(tmp_path):
+    messy, bad = tmp_path / "messy.spec", tmp_path / "bad.spec"
+    messy.write_text("input 1x28x28\nConv(16,3,p=1)\n")
+    bad.write_text("input 1x28x28\nConv(16, 3\n")
+    result = runner.invoke(app, ["fmt", "-w", str(messy), str(bad)])
+    assert result.exit_code == 2 and f"{bad}:2:11: unexpected end of spec" in result.output
+    assert messy.read_text() == "input 1x28x28\nConv(16,3,p=1)\n"
+
+
+def test_fmt_check_over_several_files(tmp_path):
+    messy, tidy = tmp_path / "messy.spec", tmp_path / "tidy.spec"
+    messy.write_text("input 1x28x28\nReLU->ReLU\n")
+    tidy.write_text("input 1x28x28\nReLU\n")
+    result = runner.invoke(app, ["fmt", "--check", str(tidy), str(messy)])
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"--- {messy}\n") and str(tidy) not in result.stdout
+
+
+@pytest.mark.parametrize("arguments", [["--check", "--write", "a.spec"], ["--write", "-"]])
+def test_fmt_write_refuses_what_it_cannot_do(arguments):
+    result = runner.invoke(app, ["fmt", *arguments], input="ReLU")
+    assert result.exit_code == 2
+
+
 def test_fmt_reads_stdin_and_reports_errors_with_position():
     result = runner.invoke(app, ["fmt", "-"], input="ReLU->Linear(3)")
     assert result.exit_code == 0 and result.stdout == "ReLU\n  -> Linear(3)\n"

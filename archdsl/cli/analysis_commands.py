@@ -110,25 +110,47 @@ def sweep(
 
 @app.command("fmt")
 def format_command(
-    spec: SpecArgument,
+    specs: Annotated[list[str], typer.Argument(
+        help="One or more .spec files, or - to read standard input.")],
     check_only: Annotated[bool, typer.Option(
-        "--check", help="Print nothing if the spec is already canonical, else a diff; "
+        "--check", help="Print nothing if every spec is already canonical, else a diff; "
                         "exit 1 if not.")] = False,
+    write: Annotated[bool, typer.Option(
+        "--write", "-w", help="Rewrite the files that are not canonical, in place.")] = False,
 ):
-    """Print the spec in canonical layout, comments kept."""
+    """Print specs in canonical layout, comments kept; or check them, or rewrite them."""
     import difflib
 
-    from ..fmt import format_spec
+    from ..fmt import format_spec, write_atomically
 
-    text, name, _ = parse_or_exit(spec)
-    formatted = run_or_exit(format_spec, text, name, text=text, name=name)
-    if not check_only:
-        typer.echo(formatted, nl=False)
+    if check_only and write:
+        raise typer.BadParameter("give --check or --write, not both", param_hint="--check")
+    if write and "-" in specs:
+        raise typer.BadParameter("--write rewrites files; standard input is not one",
+                                 param_hint="--write")
+    # Every spec is formatted before anything is written or printed: one bad spec leaves all
+    # the files as they were.
+    results = []
+    for spec in specs:
+        text, name, _ = parse_or_exit(spec)
+        results.append((spec, name, text, run_or_exit(format_spec, text, name, text=text,
+                                                      name=name)))
+    changed = [(spec, name, text, formatted) for spec, name, text, formatted in results
+               if formatted != text]
+    if write:
+        for spec, _, _, formatted in changed:
+            write_atomically(Path(spec), formatted)
+            typer.echo(f"reformatted {spec}")
         return
-    if formatted != text:
+    if not check_only:
+        for _, _, _, formatted in results:
+            typer.echo(formatted, nl=False)
+        return
+    for _, name, text, formatted in changed:
         typer.echo("".join(difflib.unified_diff(
             text.splitlines(keepends=True), formatted.splitlines(keepends=True),
             fromfile=name, tofile=f"{name} (formatted)")), nl=False)
+    if changed:
         raise typer.Exit(1)
 
 
