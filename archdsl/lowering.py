@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import ArchDSLError, ArgumentError, Span, call_site
 from .ir import (INPUT, Call, Chain, Definition, Group, Name, Named, Node, Operation, Parallel,
-                 Repeat, Spec, Step)
+                 Parameter, Repeat, Spec, Step)
 from .layers import bind_layer, layer_class, layer_names
 from .layers.arguments import bind_arguments, suggest
 
@@ -97,7 +97,7 @@ class _Lowering:
                                 + [definition.name])
             raise ArchDSLError(f"definition {definition.name!r} uses itself: {cycle}",
                                call.name_span, hint="a definition cannot expand into itself")
-        schema, usage = _schema(definition)
+        schema, usage = _schema(definition.name, definition.parameters)
         values, _ = bind_arguments(schema, definition.name, usage, call.arguments, call.span)
         env = vars(schema(**values))  # with the defaults of parameters not given
         self.expanding.append(definition.name)
@@ -139,15 +139,14 @@ class _Lowering:
 
 
 @functools.lru_cache(maxsize=256)
-def _schema(definition: Definition) -> tuple[type, str]:
+def _schema(name: str, parameters: tuple[Parameter, ...]) -> tuple[type, str]:
     """A definition's parameters as a dataclass, to bind calls like a layer's, and its usage.
     Made once per definition: a network expands the same block many times."""
-    schema = dataclasses.make_dataclass(definition.name, [
-        (p.name, Any, dataclasses.field(default=p.default)) if p.has_default
-        else (p.name, Any) for p in definition.parameters])
-    usage = f"{definition.name}(" + ", ".join(
-        p.name + ("=…" if p.has_default else "") for p in definition.parameters) + ")"
-    return schema, usage
+    schema = dataclasses.make_dataclass(name, [
+        (p.name, Any, dataclasses.field(default=p.default)) if p.has_default else (p.name, Any)
+        for p in parameters])
+    usage = f"{name}(" + ", ".join(p.name + ("=…" if p.has_default else "") for p in parameters)
+    return schema, usage + ")"
 
 
 def evaluate(value, env: dict):

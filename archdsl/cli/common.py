@@ -58,11 +58,8 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_version, i
 
 def load(path: str, input=None, batch: int = 1) -> Analysis:
     """Read, parse and analyze a spec; on bad input print file:line:col with a caret, exit 2."""
-    text = None
-    name = "<stdin>" if path == "-" else path
+    text, name, spec = parse_or_exit(path)
     try:
-        text = decode(sys.stdin.buffer.read()) if path == "-" else read_text(path)
-        spec = parse(text, name)
         TrainConfig.from_spec(spec)  # a bad train(...) block is a spec error, even for check
         return analyze(spec, input, batch)
     except ArchDSLError as error:
