@@ -65,8 +65,10 @@ def explain(analysis: Analysis, layer: str | None = None) -> Explanation:
     chosen = [(row, node) for row, node in zip(analysis.rows, analysis.nodes)
               if layer is None or row.name == layer or row.name.startswith(layer + ".")]
     if not chosen:
-        names = [row.name for row in analysis.rows]
-        raise ValueError(f"no layer is named {layer!r}{suggest(layer, names)}")
+        # rows and their scopes: `layer9` is closest to the scope `layer4`, not to a row in it
+        names = {".".join(parts[:end]) for parts in (row.name.split(".") for row in analysis.rows)
+                 for end in range(1, len(parts) + 1)}
+        raise ValueError(f"no layer is named {layer!r}{suggest(layer, sorted(names))}")
     return Explanation(analysis.name, analysis.input, analysis.output, tuple(
         _explain_row(row, node.layer, [fields[source] for source in row.inputs])
         for row, node in chosen))

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from archdsl import analyze, parse
+from archdsl import analyze, parse, read_spec
 from archdsl.cli import app
 from archdsl.explain import explain
 from conftest import ROOT, SPECS
@@ -234,6 +234,12 @@ def test_explain_unknown_layer_exits_2_with_a_suggestion():
     result = runner.invoke(app, ["explain", str(SIMPLE), "--layer", "conv3"])
     assert result.exit_code == 2
     assert "did you mean 'conv2'?" in result.output
+
+
+def test_an_unknown_scope_is_matched_against_scopes():
+    analysis = analyze(read_spec(str(ROOT / "specs/zoo/resnet18.spec")))
+    with pytest.raises(ValueError, match=r"'layer9' \(did you mean 'layer\d'\?\)"):
+        explain(analysis, "layer9")
 
 
 def test_explain_bad_spec_exits_2_with_position():
