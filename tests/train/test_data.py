@@ -31,6 +31,15 @@ def isolated(tmp_path, monkeypatch):
     return tmp_path
 
 
+def _links_but_test_labels(folder):
+    """A folder of links to the official files, except the test labels, left for a test to
+    write; returns the folder."""
+    folder.mkdir()
+    for stem in STEMS[:3]:
+        (folder / stem).symlink_to(RAW / stem)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def fashion():
     return load_dataset("fashion-mnist", SHARED, download=False)
@@ -83,11 +92,7 @@ def test_debian_location_and_env_are_searched(isolated, fashion, monkeypatch):
 
 @needs_fashion
 def test_truncated_file_names_the_file(isolated):
-    bad = isolated / "bad"
-    bad.mkdir()
-    for s in STEMS:
-        (bad / s).symlink_to(RAW / s)
-    (bad / STEMS[3]).unlink()
+    bad = _links_but_test_labels(isolated / "bad")
     (bad / STEMS[3]).write_bytes((RAW / STEMS[3]).read_bytes()[:-10])
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte is truncated"):
         load_dataset("fashion-mnist", bad, download=False)
@@ -99,11 +104,7 @@ def test_truncated_file_names_the_file(isolated):
 
 @needs_fashion
 def test_label_count_must_match_image_count(isolated):
-    bad = isolated / "bad"
-    bad.mkdir()
-    for s in STEMS:
-        (bad / s).symlink_to(RAW / s)
-    (bad / STEMS[3]).unlink()
+    bad = _links_but_test_labels(isolated / "bad")
     (bad / STEMS[3]).write_bytes(struct.pack(">HBBI", 0, 8, 1, 5) + bytes(5))
     with pytest.raises(DataError,
                        match=r"t10k-labels-idx1-ubyte does not label .*5 labels .*10000 images"):
