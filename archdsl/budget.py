@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from .binding import resolve
 from .errors import ArchDSLError
 
 if TYPE_CHECKING:  # the parser imports this module; keep it free of the analysis at import
@@ -62,6 +63,7 @@ def metric_value(analysis: "Analysis", metric: str) -> int:
 @dataclass(frozen=True)
 class BudgetResult:
     assertion: "AssertDecl"
+    bound: int | float  # the assertion's bound resolved to a builtin (binding.resolve)
     value: int
     passed: bool
 
@@ -73,8 +75,7 @@ class BudgetResult:
 
     def to_dict(self) -> dict:
         a = self.assertion
-        bound = int(a.bound) if a.bound == a.bound.to_integral_value() else float(a.bound)
-        return {"metric": a.metric, "comparator": a.comparator, "bound": bound,
+        return {"metric": a.metric, "comparator": a.comparator, "bound": self.bound,
                 "bound_text": a.text, "value": self.value, "passed": self.passed,
                 "line": a.span.line, "column": a.span.column}
 
@@ -90,9 +91,9 @@ def check_budget(analysis: "Analysis") -> list[BudgetResult]:
     spec = analysis.spec
     results = []
     for assertion in (spec.assertions if spec is not None else ()):
-        value = metric_value(analysis, assertion.metric)
-        passed = COMPARATORS[assertion.comparator](value, assertion.bound)
-        results.append(BudgetResult(assertion, value, passed))
+        value, bound = metric_value(analysis, assertion.metric), resolve(assertion.bound)
+        passed = COMPARATORS[assertion.comparator](value, bound)
+        results.append(BudgetResult(assertion, bound, value, passed))
     return results
 
 
@@ -103,12 +104,8 @@ def failures(results: list[BudgetResult]) -> list[BudgetError]:
         if result.passed:
             continue
         a = result.assertion
-        shown = a.text if a.text == str(a.bound) else f"{a.text} ({_number(a.bound)})"
+        shown = a.text if a.text == str(result.bound) else f"{a.text} ({result.bound:,})"
         errors.append(BudgetError(
             f"assertion failed: {a.metric} is {result.value:,}, not {a.comparator} {shown}",
             a.span))
     return errors
-
-
-def _number(value: Decimal) -> str:
-    return f"{int(value):,}" if value == value.to_integral_value() else f"{value:,f}"

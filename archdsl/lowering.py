@@ -11,9 +11,10 @@ import functools
 from collections import Counter
 from typing import Any
 
+from .binding import definition_values, resolve, resolve_arguments
 from .errors import ArchDSLError, ArgumentError, Span, call_site
-from .ir import (INPUT, Call, Chain, Definition, Group, Name, Named, Node, Operation, Parallel,
-                 Parameter, Repeat, Spec, Step)
+from .ir import (INPUT, Call, Chain, Definition, Group, Named, Node, Parallel, Parameter, Repeat,
+                 Spec, Step)
 from .layers import bind_layer, layer_class, layer_names
 from .layers.arguments import bind_arguments, suggest
 
@@ -80,11 +81,9 @@ class _Lowering:
             return self.chain(step.body, name + ".", source, env)
         if isinstance(step, Repeat):  # only as the body of `as`: the repeats form one scope
             return self.chain(Chain((step,), step.span), name + ".", source, env)
-        call = step
-        values = [evaluate(a.value, env) for a in step.arguments]
-        if any(value is not a.value for value, a in zip(values, step.arguments)):
-            call = dataclasses.replace(step, arguments=tuple(
-                dataclasses.replace(a, value=value) for value, a in zip(values, step.arguments)))
+        arguments = resolve_arguments(step.arguments, env)
+        call = step if arguments is step.arguments else dataclasses.replace(step,
+                                                                              arguments=arguments)
         if call.name in self.definitions:
             return self.expand(self.definitions[call.name], call, name, source)
         layer = bind_layer(call)
@@ -98,11 +97,11 @@ class _Lowering:
             raise ArchDSLError(f"definition {definition.name!r} uses itself: {cycle}",
                                call.name_span, hint="a definition cannot expand into itself")
         schema, usage = _schema(definition.name, definition.parameters)
-        values, _ = bind_arguments(schema, definition.name, usage, call.arguments, call.span)
-        env = vars(schema(**values))  # with the defaults of parameters not given
+        given, _ = bind_arguments(schema, definition.name, usage, call.arguments, call.span)
         self.expanding.append(definition.name)
         self.call_sites.append(call.span)
         try:
+            env = definition_values(definition, given)
             return self.chain(definition.body.body, name + ".", source, env)
         except ArchDSLError as error:
             # The error points into the definition; say which of its calls got there.
@@ -125,7 +124,7 @@ class _Lowering:
         return self.results[word]
 
     def count(self, repeat: Repeat, env: dict) -> int:
-        count = evaluate(repeat.count, env)
+        count = resolve(repeat.count, env)
         if isinstance(count, bool) or not isinstance(count, int):
             raise ArgumentError(f"repeat count must be an integer, got {count!r}",
                                 repeat.count_span)
@@ -141,32 +140,13 @@ class _Lowering:
 @functools.lru_cache(maxsize=256)
 def _schema(name: str, parameters: tuple[Parameter, ...]) -> tuple[type, str]:
     """A definition's parameters as a dataclass, to bind calls like a layer's, and its usage.
-    Made once per definition: a network expands the same block many times."""
+    Made once per definition: a network expands the same block many times. Defaults are
+    resolved per call (binding.definition_values); the schema only marks them optional."""
     schema = dataclasses.make_dataclass(name, [
-        (p.name, Any, dataclasses.field(default=p.default)) if p.has_default else (p.name, Any)
+        (p.name, Any, dataclasses.field(default=None)) if p.has_default else (p.name, Any)
         for p in parameters])
     usage = f"{name}(" + ", ".join(p.name + ("=…" if p.has_default else "") for p in parameters)
     return schema, usage + ")"
-
-
-def evaluate(value, env: dict):
-    """An argument's value with the definition's parameters substituted and arithmetic done."""
-    if isinstance(value, Name):
-        return env[value] if value in env else str(value)
-    if isinstance(value, tuple):
-        return tuple(evaluate(v, env) for v in value)
-    if not isinstance(value, Operation):
-        return value
-    operands = [evaluate(v, env) for v in value.operands]
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in operands):
-        shown = " and ".join(repr(v) for v in operands)
-        raise ArgumentError(f"cannot compute {value.operator!r} of {shown}: arithmetic needs "
-                            f"numbers", value.span)
-    left, right = (operands + [None])[:2]
-    if value.operator == "//" and right == 0:
-        raise ArgumentError("division by zero", value.span)
-    return {"+": lambda: left + right, "-": lambda: left - right, "*": lambda: left * right,
-            "//": lambda: left // right, "neg": lambda: -left}[value.operator]()
 
 
 def _base_name(step: Step, group_word: str = "block") -> str:

@@ -236,8 +236,8 @@ class _ToSpec(Transformer):
 
 def _operation(operator: str, operands, meta):
     """Arithmetic on numbers is done now; with a parameter in it, when the definition expands."""
-    from .lowering import evaluate
+    from .binding import resolve
     operation = Operation(operator, tuple(operands), Span.of(meta))
     if any(isinstance(o, (Name, Operation)) for o in operands):
         return operation
-    return evaluate(operation, {})
+    return resolve(operation)

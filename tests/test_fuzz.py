@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import archdsl
 from archdsl.layers import layer_class, layer_names
 from archdsl.train.config import TrainConfig
-from conftest import ROOT
+from conftest import ROOT, assert_plain, assert_plain_fields
 
 EXTRA = [
     # repeats, rectangular kernels, tuples, keyword aliases, comments everywhere
@@ -144,7 +144,7 @@ def layer_calls(draw) -> str:
 def assert_analysis_or_spec_error(text: str) -> None:
     try:
         spec = archdsl.parse(text, "f.spec")
-        TrainConfig.from_spec(spec)  # as `archdsl check` does: a bad train(...) is a spec error
+        config = TrainConfig.from_spec(spec)  # as `check` does: a bad train(...) is a spec error
         analysis = archdsl.analyze(spec, None if spec.input else "1x28x28")
     except archdsl.ArchDSLError as error:
         rendered = error.render(text, "f.spec")
@@ -162,6 +162,11 @@ def assert_analysis_or_spec_error(text: str) -> None:
         return
     assert isinstance(analysis, archdsl.Analysis)
     assert analysis.rows and analysis.output == analysis.rows[-1].output
+    # past binding, only builtins: in the layers, the settings and the JSON data
+    assert_plain_fields(config, "TrainConfig")
+    for node in analysis.nodes:
+        assert_plain_fields(node.layer, node.name)
+    assert_plain([row.args for row in analysis.rows], "args")
 
 
 def test_seeds_are_valid():

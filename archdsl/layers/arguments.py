@@ -2,7 +2,8 @@
 
 One binder serves layer calls, definitions and the train(...) block: positional and keyword
 arguments (with the short aliases), unknown and duplicate keywords, missing ones, and each value
-checked against its annotation, every error pointing at the argument at fault.
+checked against its annotation, every error pointing at the argument at fault. Values arrive
+resolved to builtins (archdsl/binding.py); the binder refuses any other.
 """
 from __future__ import annotations
 
@@ -12,6 +13,16 @@ import functools
 from typing import (Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints)
 
 from ..errors import ArgumentError
+
+PLAIN = (int, float, bool, str, type(None))
+
+
+def is_plain(value) -> bool:
+    """A builtin value (exactly int, float, bool, str or None, not a subclass), or a tuple of them."""
+    if type(value) is tuple:
+        return all(is_plain(v) for v in value)
+    return type(value) in PLAIN
+
 
 class Min:
     """An annotation mark: every number in the value is at least `low` (and at most `high`)."""
@@ -73,6 +84,8 @@ def bind_arguments(cls, title: str, usage: str, arguments, span) -> tuple[dict, 
 
 def _checked_value(title, usage, name, checker, argument):
     value = argument.value
+    if not is_plain(value):
+        raise TypeError(f"{title}: {name!r} reached binding unresolved: {value!r}")
     if checker.accepts(value):
         return float(value) if checker.real and isinstance(value, int) else value
     if value is None and checker.accepts("none"):
@@ -116,6 +129,15 @@ def _compile(annotation):
     if annotation is type(None):
         return lambda value: value is None
     return lambda value: isinstance(value, annotation)
+
+
+def checked_field(cls, name: str, value):
+    """`value` as field `name` of dataclass `cls` (an int where a float is declared becomes a
+    float), or a ValueError saying what the field must be."""
+    checker = _signature(cls)[2][name]
+    if not is_plain(value) or not checker.accepts(value):
+        raise ValueError(f"{name!r} must be {_describe(checker.annotation)}, got {literal(value)}")
+    return float(value) if checker.real and isinstance(value, int) else value
 
 
 def _base_type(annotation):
