@@ -106,7 +106,8 @@ def train(
     else:
         source = analysis.spec
         config = run_or_exit(TrainConfig.from_spec, source, text=source.text,
-                              name=source.filename).replace(**overrides)
+                              name=source.filename)
+        config = run_or_exit(config.replace, **overrides)
         out_dir = run_directory(spec, out)
     if launching:
         # Refuse a device the processes cannot have before starting them.

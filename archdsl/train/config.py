@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
+from ..binding import resolve_arguments
 from ..errors import RunError
-from ..layers.arguments import bind_arguments, Min, PositiveInt, Probability
+from ..layers.arguments import bind_arguments, checked_field, Min, PositiveInt, Probability
 
 PositiveFloat = Annotated[float, Min(1e-300), "a positive number"]
 NonNegativeFloat = Annotated[float, Min(0.0), "a non-negative number"]
@@ -39,21 +40,54 @@ class TrainConfig:
     compile: bool = False
     seed: int = 0
 
+    def __post_init__(self):
+        # The one check of every setting, however the configuration was made (spec, command
+        # line, config.json at --resume): each field a builtin its annotation accepts.
+        for field in dataclasses.fields(self):
+            try:
+                value = checked_field(type(self), field.name, getattr(self, field.name))
+            except ValueError as err:
+                raise RunError(f"training setting {err}") from None
+            object.__setattr__(self, field.name, value)
+
     @classmethod
     def from_spec(cls, spec) -> "TrainConfig":
         """The defaults, updated by the spec's train(...) block; errors point into the spec."""
         if spec.training is None:
             return cls()
         usage = "train(" + ", ".join(f.name + "=…" for f in dataclasses.fields(cls)) + ")"
-        values, _ = bind_arguments(cls, "train", usage, spec.training.arguments,
+        values, _ = bind_arguments(cls, "train", usage,
+                                   resolve_arguments(spec.training.arguments, {}),
                                    spec.training.span)
         return cls(**values)
+
+    @classmethod
+    def from_dict(cls, saved, source: str) -> "TrainConfig":
+        """The settings of a run's config.json (`source` names it in errors): every setting must
+        be there with a valid value; the facts the run recorded beside them are skipped."""
+        if not isinstance(saved, dict):
+            raise RunError(f"{source} holds no settings (it is not a JSON object)")
+        fields = [f.name for f in dataclasses.fields(cls)]
+        unknown = [key for key in saved if key not in fields and key not in RUN_FACTS]
+        if unknown:
+            raise RunError(f"{source} has an unknown setting {unknown[0]!r}")
+        missing = [name for name in fields if name not in saved]
+        if missing:
+            raise RunError(f"{source} has no setting {missing[0]!r}")
+        try:
+            return cls(**{name: saved[name] for name in fields})
+        except RunError as err:
+            raise RunError(f"{source}: {err.message}") from None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+# What a run records in config.json beside its settings (see loop.py).
+RUN_FACTS = ("device_used", "torch", "params", "train_examples", "val_examples", "world_size")
 
 
 def run_directory(spec_path: str, out: str | None, runs_root: str = "runs") -> Path:
@@ -73,6 +107,15 @@ def resumed_config(run_dir: Path, overrides: dict) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     if not (Path(run_dir) / "last.pt").exists():
         raise RunError(f"cannot resume {run_dir}: it has no last.pt (no epoch was completed)")
-    saved = json.loads(path.read_text())
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in saved.items() if k in known}).replace(**overrides)
+    hint = "a run's config.json is written by `archdsl train`; start a new run with --out"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        reason = err.strerror if isinstance(err, OSError) else f"not valid JSON ({err})"
+        raise RunError(f"cannot resume {run_dir}: cannot read {path}: {reason}",
+                       hint=hint) from None
+    try:
+        config = TrainConfig.from_dict(saved, str(path))
+    except RunError as err:
+        raise RunError(f"cannot resume {run_dir}: {err.message}", hint=hint) from None
+    return config.replace(**overrides)

@@ -1,9 +1,13 @@
 """The spec's train(...) block and its precedence under command-line options."""
+import json
+import re
+
 import pytest
 
 from archdsl import parse
-from archdsl.errors import ArgumentError
-from archdsl.train.config import TrainConfig
+from archdsl.errors import ArgumentError, RunError
+from archdsl.ir import Name
+from archdsl.train.config import TrainConfig, resumed_config
 
 NET = "Flatten -> Linear(10)"
 
@@ -40,3 +44,70 @@ def test_bad_train_block_points_at_the_argument(block, column, fragment):
 def test_train_block_declared_twice_is_an_error():
     with pytest.raises(Exception, match="train block is declared twice"):
         parse(f"train(epochs=1)\ntrain(epochs=2)\n{NET}")
+
+
+# --- one check of every setting, however the configuration is made ------------------------------
+
+def test_every_field_is_checked_when_made_in_python_or_replaced():
+    with pytest.raises(RunError, match="training setting 'lr' must be a positive number, got 0"):
+        TrainConfig(lr=0)
+    with pytest.raises(RunError, match="'scheduler' must be one of 'none', 'step'"):
+        TrainConfig().replace(scheduler="linear")
+    with pytest.raises(RunError, match="'epochs' must be a positive integer, got 'ten'"):
+        TrainConfig(epochs="ten")
+
+
+def test_a_str_subclass_is_not_a_setting():
+    with pytest.raises(RunError, match="'scheduler' must be"):
+        TrainConfig(scheduler=Name("cosine"))
+
+
+def test_an_integer_given_for_a_real_setting_is_stored_as_a_float():
+    config = TrainConfig(lr=1, label_smoothing=0)
+    assert (type(config.lr), type(config.label_smoothing)) == (float, float)
+
+
+def test_from_dict_reads_back_to_dict_and_skips_the_run_facts():
+    config = TrainConfig.from_spec(parse(f"train(scheduler=cosine, lr=2e-3)\n{NET}"))
+    saved = json.loads(json.dumps({**config.to_dict(), "device_used": "cpu", "params": 7}))
+    again = TrainConfig.from_dict(saved, "config.json")
+    assert again == config and type(again.scheduler) is str and type(again.lr) is float
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lr": "fast"}, "config.json: training setting 'lr' must be a positive number, got 'fast'"),
+    ({"epochs": 2.5}, "config.json: training setting 'epochs' must be a positive integer"),
+    ({"colour": "red"}, "config.json has an unknown setting 'colour'"),
+    ({"optimizer": None}, "config.json: training setting 'optimizer' must be one of"),
+])
+def test_from_dict_names_the_setting_at_fault(change, message):
+    with pytest.raises(RunError) as caught:
+        TrainConfig.from_dict({**TrainConfig().to_dict(), **change}, "config.json")
+    assert caught.value.message.startswith(message), caught.value.message
+
+
+def test_from_dict_refuses_a_missing_setting_and_a_non_object():
+    saved = TrainConfig().to_dict()
+    del saved["batch_size"]
+    with pytest.raises(RunError, match="config.json has no setting 'batch_size'"):
+        TrainConfig.from_dict(saved, "config.json")
+    with pytest.raises(RunError, match="config.json holds no settings"):
+        TrainConfig.from_dict([1, 2], "config.json")
+
+
+def _run_dir(tmp_path, text: str):
+    (tmp_path / "last.pt").write_bytes(b"")  # resumed_config reads only config.json
+    (tmp_path / "config.json").write_text(text)
+    return tmp_path
+
+
+def test_resumed_config_checks_config_json(tmp_path):
+    run = _run_dir(tmp_path, json.dumps({**TrainConfig().to_dict(), "subset": -3}))
+    with pytest.raises(RunError, match=re.escape(
+            f"cannot resume {run}: {run / 'config.json'}: training setting 'subset' must be a "
+            f"non-negative integer, got -3")):
+        resumed_config(run, {})
+    run = _run_dir(tmp_path, '{"epochs": 3,')
+    with pytest.raises(RunError, match=re.escape(f"cannot read {run / 'config.json'}: not valid "
+                                                 f"JSON")):
+        resumed_config(run, {})
