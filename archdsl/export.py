@@ -48,14 +48,9 @@ def load_trained(analysis: Analysis, path: Path) -> torch.nn.Module:
     in eval mode; a RunError when the weights belong to another network."""
     if not Path(path).is_file():
         raise RunError(f"checkpoint {path} does not exist")
-    state = checkpoint.load(Path(path))
-    weights = state.get("model", state) if isinstance(state, dict) else None
-    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor)
-                                                for v in weights.values()):
-        raise RunError(f"{path} holds no model weights",
-                       hint="give a run's best.pt or last.pt, or a saved state_dict")
+    state = checkpoint.load(Path(path))  # a run's checkpoint or a bare state_dict
     model = build(analysis)
-    checkpoint.load_model(model, {"model": weights}, Path(path))
+    checkpoint.load_model(model, state, Path(path))
     return model.eval()
 
 

@@ -175,5 +175,5 @@ def test_every_shipped_spec_exports(spec, fmt, tmp_path):
 def test_a_file_without_weights(tmp_path):
     path = tmp_path / "other.pt"
     torch.save({"epoch": 3, "model": {"note": "not tensors"}}, path)
-    with pytest.raises(RunError, match="holds no model weights"):
+    with pytest.raises(RunError, match="is not an archdsl checkpoint: it has no model weights"):
         load_trained(analysis_of(SKIPS), path)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -20,16 +22,85 @@ def save_atomically(state: dict, path: Path) -> None:
     os.replace(temporary, path)
 
 
-def load(path: Path) -> dict:
-    """A checkpoint's state, or a RunError (never a traceback) for a file that is not one."""
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6
+LEGACY_MAGIC = b"\x80\x02"  # torch.save's legacy format: pickle protocol 2
+RUN_KEYS = ("model", "optimizer", "scheduler", "epoch", "history", "best", "stale", "rng")
+HINT = "give a run's best.pt or last.pt (written by `archdsl train`), or a saved state_dict"
+
+
+def load(path: Path, *, resumable: bool = False) -> dict:
+    """A checkpoint's state, always with its weights under "model" (a bare state_dict comes back
+    as {"model": it}); `resumable`: it must be a run's, with the optimizer and epoch too.
+    A RunError, never a traceback, says which is wrong: the file is truncated or damaged, it is
+    not an archdsl checkpoint, or it holds objects that weights_only=True refuses to unpickle."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as err:
-        reason = "not a checkpoint of tensors" if isinstance(err, pickle.UnpicklingError) \
-            else (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise RunError(f"cannot read checkpoint {path}: {reason}",
-                       hint="it may be incomplete or damaged; checkpoints are written by "
-                            "`archdsl train` as last.pt and best.pt") from None
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as err:
+        raise RunError(f"cannot read checkpoint {path}: {err.strerror}") from None
+    if not head:
+        raise _damaged(path, "the file is empty")
+    if not head.startswith((ZIP_MAGIC, LEGACY_MAGIC)):
+        what = "a pickle" if head.startswith(b"\x80") else "a file"
+        raise _not_ours(path, f"it is {what} not written by torch.save")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        if refused:
+            raise RunError(f"refusing to unpickle checkpoint {path}: it holds "
+                           f"{refused.group(1)}, a type that torch.load(weights_only=True) "
+                           f"does not load", hint="archdsl loads only tensors and plain data, so that "
+                                         "opening a checkpoint runs no code from it") from None
+        raise _damaged(path, "its contents do not unpickle") from None
+    except EOFError:
+        raise _damaged(path, "it ends early") from None
+    except (RuntimeError, KeyError, ValueError) as err:
+        if "magic number" in str(err).lower() or _foreign_zip(path):
+            raise _not_ours(path, "it is a file not written by torch.save") from None
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise _damaged(path, first.split(". ")[0]) from None
+    return _checked_state(path, state, resumable)
+
+
+def _checked_state(path: Path, state, resumable: bool) -> dict:
+    if _is_weights(state):
+        if resumable:
+            raise _not_ours(path, "it is a bare state_dict, with no optimizer or epoch to "
+                                  "resume from")
+        return {"model": state}
+    if not isinstance(state, dict):
+        raise _not_ours(path, f"it holds a {type(state).__name__}, not a dict")
+    if not _is_weights(state.get("model")):
+        raise _not_ours(path, "it has no model weights")
+    missing = [key for key in RUN_KEYS if key not in state]
+    if resumable and missing:
+        raise _not_ours(path, f"it has no {missing[0]!r} to resume from")
+    return state
+
+
+def _foreign_zip(path: Path) -> bool:
+    """A whole zip archive without the data.pkl that torch.save puts in every one."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return not any(name.endswith("data.pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _is_weights(value) -> bool:
+    return isinstance(value, dict) and bool(value) and \
+        all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+
+
+def _damaged(path: Path, reason: str) -> RunError:
+    return RunError(f"cannot read checkpoint {path}: the file is truncated or damaged ({reason})",
+                    hint="it was not written completely or has changed since; checkpoints are "
+                         "written by `archdsl train` as last.pt and best.pt")
+
+
+def _not_ours(path: Path, reason: str) -> RunError:
+    return RunError(f"{path} is not an archdsl checkpoint: {reason}", hint=HINT)
 
 
 def rng_state() -> dict:

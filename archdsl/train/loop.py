@@ -100,7 +100,7 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, echo, wo
         out_dir.mkdir(parents=True, exist_ok=True)
     history, best, stale, start = [], math.inf, 0, 1
     if resume:
-        state = checkpoint.load(out_dir / "last.pt")
+        state = checkpoint.load(out_dir / "last.pt", resumable=True)
         checkpoint.load_model(model, state, out_dir / "last.pt")
         checkpoint.check_schedule(state, config, scheduler, out_dir)
         optimizer.load_state_dict(state["optimizer"])

@@ -322,9 +322,11 @@ def test_a_damaged_checkpoint_is_a_clear_error_for_eval_and_resume(tmp_path):
     assert invoke("train", spec, *SYNTHETIC, "--epochs", "1", "--out", run).exit_code == 0
     result = invoke("eval", spec, "--checkpoint", spec)  # a text file, not a checkpoint
     assert_clean_failure(result, 2)
-    assert f"cannot read checkpoint {spec}" in result.stderr
+    assert f"error: {spec} is not an archdsl checkpoint: it is a file not written by " \
+           f"torch.save" in result.stderr
     last = run / "last.pt"
     last.write_bytes(last.read_bytes()[:4000])  # cut short
     result = invoke("train", spec, "--resume", run, "--epochs", "2")
     assert_clean_failure(result, 2)
-    assert f"cannot read checkpoint {last}" in result.stderr
+    assert f"error: cannot read checkpoint {last}: the file is truncated or damaged" \
+           in result.stderr
