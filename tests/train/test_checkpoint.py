@@ -1,4 +1,5 @@
 """checkpoint.load: a run's state or a bare state_dict, else a RunError saying which is wrong."""
+import json
 import pickle
 import zipfile
 
@@ -109,3 +110,18 @@ def test_content_that_weights_only_refuses_is_named(tmp_path):
 def test_a_missing_file(tmp_path):
     assert refusal(tmp_path / "no.pt") == \
         f"cannot read checkpoint {tmp_path / 'no.pt'}: No such file or directory"
+
+
+def test_eval_of_a_bare_state_dict_through_the_cli(tmp_path):
+    from typer.testing import CliRunner
+    from archdsl import analyze
+    from archdsl.cli import app
+    from archdsl.compiler import build
+    spec = tmp_path / "net.spec"
+    spec.write_text("input 1x28x28\nFlatten -> Linear(10)\n")
+    weights = saved(tmp_path, build(analyze(spec.read_text())).state_dict(), "weights.pt")
+    result = CliRunner().invoke(app, ["eval", str(spec), "--checkpoint", str(weights),
+                                      "--dataset", "synthetic", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["epoch"] is None and report["examples"] > 0

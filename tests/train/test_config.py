@@ -111,3 +111,43 @@ def test_resumed_config_checks_config_json(tmp_path):
     with pytest.raises(RunError, match=re.escape(f"cannot read {run / 'config.json'}: not valid "
                                                  f"JSON")):
         resumed_config(run, {})
+
+
+# --- through the command line --------------------------------------------------------------------
+
+def _train(*args):
+    from typer.testing import CliRunner
+    from archdsl.cli import app
+    return CliRunner().invoke(app, ["train", *map(str, args)])
+
+
+def test_cli_refuses_an_option_the_config_refuses(tmp_path):
+    spec = tmp_path / "net.spec"
+    spec.write_text(f"input 1x28x28\n{NET}\n")
+    result = _train(spec, "--dataset", "synthetic", "--lr", "0", "--out", tmp_path / "run")
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "error: training setting 'lr' must be a positive number, got 0.0" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_resume_with_a_damaged_config_json_is_a_clear_error(tmp_path):
+    spec = tmp_path / "net.spec"
+    spec.write_text(f"input 1x28x28\ntrain(scheduler=cosine)\n{NET}\n")
+    run = tmp_path / "run"
+    first = _train(spec, "--dataset", "synthetic", "--subset", "64", "--epochs", "1",
+                   "--out", run)
+    assert first.exit_code == 0, first.output
+    config = run / "config.json"
+    saved = json.loads(config.read_text())
+    assert saved["scheduler"] == "cosine"
+    for text, message in [
+            ("{", f"cannot read {config}: not valid JSON"),
+            (json.dumps({**saved, "epochs": "two"}),
+             f"{config}: training setting 'epochs' must be a positive integer, got 'two'"),
+            (json.dumps({k: v for k, v in saved.items() if k != "seed"}),
+             f"{config} has no setting 'seed'")]:
+        config.write_text(text)
+        result = _train(spec, "--resume", run)
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+        assert "Traceback" not in result.output
+        assert f"error: cannot resume {run}: {message}" in result.stderr, result.stderr
