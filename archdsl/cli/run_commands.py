@@ -166,8 +166,10 @@ class ExportFormat(str, Enum):
 def export_command(
     spec: SpecArgument,
     checkpoint: Annotated[str, typer.Option(help="A checkpoint, e.g. runs/NAME/best.pt.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write.")],
-    format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.onnx,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write: .onnx, or "
+                                                                ".pt for TorchScript.")],
+    format: Annotated[Optional[ExportFormat], typer.Option(
+        "--format", "-f", help="Default: from the file's suffix.")] = None,
     verify: Annotated[bool, typer.Option(
         "--verify/--no-verify",
         help="Run the file and compare its outputs with PyTorch's.")] = True,
@@ -175,15 +177,17 @@ def export_command(
 ):
     """Write a trained spec as ONNX or TorchScript (any batch size), then check that it runs
     and gives PyTorch's outputs."""
-    from ..export import export as export_model, load_trained, verify as verify_export
+    from ..export import (export as export_model, load_trained, output_format,
+                          verify as verify_export)
 
+    fmt = run_or_exit(output_format, output, format and format.value)
     analysis = load(spec, input)
     model = run_or_exit(load_trained, analysis, Path(checkpoint))
-    run_or_exit(export_model, model, analysis, output, format.value)
-    typer.echo(f"{output}: {format.value}, input N×{'×'.join(map(str, analysis.input))}, "
+    run_or_exit(export_model, model, analysis, output, fmt)
+    typer.echo(f"{output}: {fmt}, input N×{'×'.join(map(str, analysis.input))}, "
                f"{output.stat().st_size / 2**20:.1f} MiB")
     if verify:
-        check = run_or_exit(verify_export, model, analysis, output, format.value)
+        check = run_or_exit(verify_export, model, analysis, output, fmt)
         verdict = "matches" if check.ok else "DIFFERS FROM"
         typer.echo(f"{check.runtime} {verdict} PyTorch on {check.batch} random inputs: "
                    f"max |difference| {check.max_abs_diff:.2g} (tolerance {check.tolerance:.2g})")
