@@ -9,7 +9,7 @@ import typer
 
 from ..report import render_evaluation
 from ..train.config import TrainConfig
-from .common import FormatOption, Format, InputOption, SpecArgument, app, load, run_or_exit
+from .common import FormatOption, Format, InputOption, SpecArgument, app, load, run_or_exit, warn
 
 
 class Optimizer(str, Enum):
@@ -84,7 +84,7 @@ def train(
     """Train a spec: progress per epoch, checkpoints, metrics and curves in a run directory."""
     from ..train import distributed
     from ..train.config import resumed_config, run_directory
-    from ..train.loop import Interrupted, train as run_training
+    from ..train.loop import Interrupted, loss_warnings, train as run_training
 
     world = run_or_exit(distributed.World.from_env)
     launching = nproc is not None and nproc > 1 and not world.distributed
@@ -116,6 +116,8 @@ def train(
                      run_or_exit(distributed.pick_device, config.device, last))
         arguments = _train_arguments(spec, out_dir, resume is not None, input, overrides)
         raise typer.Exit(distributed.launch(nproc, arguments, typer.echo))
+    if world.main:
+        warn(loss_warnings(analysis), analysis.spec.text, analysis.spec.filename)
     try:
         result = run_or_exit(run_training, analysis, analysis.spec.text, config, out_dir,
                               resume=resume is not None,

@@ -25,6 +25,8 @@ class Layer:
     # names for this layer's arguments (None: the inferred one).
     torch_inferred: ClassVar[str | None] = None
     torch_keywords: ClassVar[dict[str, str | None]] = {}
+    # Its outputs are probabilities: a loss that applies log-softmax itself wants logits instead.
+    probabilities: ClassVar[bool] = False
     frozen: bool = dataclasses.field(default=False, kw_only=True)
 
     def check(self) -> None:
