@@ -279,3 +279,14 @@ def test_an_input_option_warns_without_a_position():
 def test_input_shapes_that_read_as_meant_do_not_warn(shape):
     result = check("-", input=f"input {shape}\nFlatten -> Linear(10)\n")
     assert result.exit_code == 0 and result.stderr == "", result.stderr
+
+
+def test_the_readme_warning_example(tmp_path, monkeypatch):
+    # The check section's example, as a user runs it, and as the README shows it.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pytorch.spec").write_text(
+        "input 1x28x28\nConv(1, 16, 3, p=1) -> ReLU -> MaxPool(2) -> Flatten -> Linear(10)\n")
+    result = check("pytorch.spec")
+    assert result.exit_code == 0 and result.stdout
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"```\n{result.stderr}```\n" in readme, result.stderr
