@@ -245,6 +245,10 @@ def test_warnings_are_data_of_the_analysis():
     assert (warning.span.line, warning.span.column) == (2, 2)
     assert warning.message.endswith("write Conv(16, 3)")
     assert analyze("input 3x32x32\nConv(16, 3) -> Flatten -> Linear(10)\n").warnings == ()
+    # A repeat's copies share the call: one warning for it.
+    repeated = analyze("input 3x32x32\n[Conv(3, 3, 3, p=1) -> ReLU]*3 -> Flatten -> Linear(10)\n")
+    assert [w.message for w in repeated.warnings] == [
+        "archdsl infers the input channels (3 here) from the input; write Conv(3, 3, p=1)"]
 
 
 @pytest.mark.parametrize("shape, message", [
