@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .errors import ArchDSLError, InputShapeError, START, call_site
+from .errors import ArchDSLError, ArchDSLWarning, InputShapeError, START, call_site
 from .ir import INPUT, Node, Spec, parse_shape
 from .lowering import lower
 from .layers import Shape
@@ -64,6 +64,8 @@ class Analysis:
     totals: Totals
     nodes: tuple[Node, ...] = field(repr=False)
     spec: Spec | None = field(default=None, repr=False)
+    # What works but almost surely means something else; the CLI prints them.
+    warnings: tuple[ArchDSLWarning, ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict:
         """The stable JSON form, schema archdsl.analysis/1."""
@@ -81,6 +83,7 @@ def analyze(spec: Spec | str, input: Shape | str | None = None, batch: int = 1) 
         from .parser import parse
         spec = parse(spec)
     shape = _input_shape(spec, input)
+    warnings = input_warnings(shape, spec.input.span if input is None else None)
     nodes = lower(spec)
     shapes: dict[str, Shape] = {INPUT: shape}
     fields = {INPUT: (tuple(1 for _ in shape[1:]), tuple(1 for _ in shape[1:]))}
@@ -89,12 +92,42 @@ def analyze(spec: Spec | str, input: Shape | str | None = None, batch: int = 1) 
         try:
             row = _analyze_node(node, shapes, fields)
         except ArchDSLError as error:
+            error.warnings = tuple(warnings)  # a batch axis in the input may be the cause
             raise _placed(error, node, nodes, spec.text)
+        order = node.torch_order
+        if order is not None and order.size == row.input[0] and \
+                not any(w.span == node.span for w in warnings):  # once for a repeat's copies
+            warnings.append(_placed(ArchDSLWarning(
+                f"archdsl infers the {node.layer.torch_inferred} ({order.size} here) from the "
+                f"input; write {order.rewritten}",
+                hint=f"as written, archdsl reads {order.reading}; to mean that, give "
+                     f"{order.last} by keyword"), node, nodes, spec.text))
         shapes[node.name] = row.output
         fields[node.name] = (row.rf, row.jump)
         rows.append(row)
     return Analysis(spec.filename, shape, rows[-1].output, tuple(rows), _totals(rows, batch),
-                    nodes, spec)
+                    nodes, spec, tuple(warnings))
+
+
+def input_warnings(shape: Shape, span) -> list[ArchDSLWarning]:
+    """An input that reads as C×H×W but was meant otherwise: an image without its channel axis
+    (28x28, a 1-D input of 28 channels), with a batch axis (1x1x28x28, a 3-D input), or with
+    its channels last (28x28x1)."""
+    text = "x".join(map(str, shape))
+    if len(shape) == 2 and shape[0] == shape[1] >= 8:
+        meaning, advice = (f"{shape[0]} channels of length {shape[1]} (a 1-D input)",
+                           f"for one channel of {shape[0]}×{shape[1]}, write input 1x{text}")
+    elif len(shape) == 4 and shape[1] <= 4 < shape[2]:
+        meaning, advice = (f"{shape[0]} channel{'s' * (shape[0] != 1)} of "
+                           f"{'×'.join(map(str, shape[1:]))} (a 3-D input)",
+                           f"drop the batch axis: input {'x'.join(map(str, shape[1:]))}")
+    elif len(shape) == 3 and shape[2] <= 4 < shape[0]:
+        meaning, advice = (f"{shape[0]} channels of {shape[1]}×{shape[2]}",
+                           f"channels first: input {shape[2]}x{shape[0]}x{shape[1]}")
+    else:
+        return []
+    return [ArchDSLWarning(f"input {text} reads as {meaning}: the input is C×H×W without the "
+                           f"batch axis; {advice}", span)]
 
 
 def _placed(error: ArchDSLError, node: Node, nodes: tuple[Node, ...], text: str) -> ArchDSLError:

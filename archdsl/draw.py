@@ -15,6 +15,7 @@ from .analysis import Analysis
 from .errors import RunError
 from .ir import INPUT
 from .layers import format_shape
+from .suffixes import format_from_suffix
 
 FORMATS = ("svg", "png", "pdf", "dot")
 _SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
@@ -84,11 +85,7 @@ def _label(name: str, layer: str | None, shape) -> str:
 
 def output_format(path: Path, given: str | None = None) -> str:
     """The format asked for, else the one the file's suffix names."""
-    fmt = given or _SUFFIXES.get(path.suffix.lower())
-    if fmt not in FORMATS:
-        raise RunError(f"cannot tell the diagram's format from {path.name!r}",
-                       hint="name the file .svg, .png, .pdf or .dot, or pass --format")
-    return fmt
+    return format_from_suffix(path, given, _SUFFIXES, "diagram")
 
 
 def draw(analysis: Analysis, path: Path, fmt: str | None = None) -> Path:

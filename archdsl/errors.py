@@ -42,6 +42,7 @@ class ArchDSLError(Exception):
     """Bad input: a spec, an argument or a file. Rendered as `file:line:col: message` with a caret."""
 
     kind = "error"
+    label = ""  # after the position: errors say nothing more, warnings say `warning: `
 
     def __init__(self, message: str, span: Span | None = None, hint: str | None = None):
         super().__init__(message)
@@ -50,6 +51,7 @@ class ArchDSLError(Exception):
         self.hint = hint
         self.notes: list[str] = []  # where the span's text was reached from, innermost first
         self.source: str | None = None  # the text, where the raiser has it and the caller may not
+        self.warnings: tuple[ArchDSLWarning, ...] = ()  # found before it, shown before it
 
     def at(self, span: Span | None) -> "ArchDSLError":
         """Give the error a position if it has none yet; inner code knows the what, callers the where."""
@@ -59,10 +61,12 @@ class ArchDSLError(Exception):
 
     def render(self, text: str | None, filename: str = "<spec>") -> str:
         span = self.span or START
-        head = f"{filename}:{span.line}:{span.column}: {self.message}"
+        head = f"{filename}:{span.line}:{span.column}: {self.label}{self.message}"
         lines = [head]
         text = self.source if text is None else text
         if text is not None:
+            # Spans count from after a byte-order mark (the parser drops it), and so does the echo.
+            text = text.removeprefix("\ufeff")
             # Lines end at "\n" only, as lark counts them (splitlines() also splits at \f, \u2028…).
             source_lines = text.split("\n")
             if span.line <= len(source_lines):
@@ -80,6 +84,21 @@ class ArchDSLError(Exception):
 
     def __str__(self) -> str:
         return self.render(None)
+
+
+class ArchDSLWarning(ArchDSLError):
+    """A spec that works but almost surely means something else (PyTorch's argument order, a
+    batch axis in the input). Never raised: analysis and training return warnings as data, and
+    the CLI prints them, `file:line:col: warning: …` with the caret, without changing the exit
+    code. Without a span (a shape given on the command line), just `warning: …`."""
+
+    kind = "warning"
+    label = "warning: "
+
+    def render(self, text: str | None = None, filename: str = "<spec>") -> str:
+        if self.span is not None:
+            return super().render(text, filename)
+        return f"warning: {self.message}" + (f"\nhint: {self.hint}" if self.hint else "")
 
 
 class RunError(ArchDSLError):

@@ -21,9 +21,11 @@ import torch
 from .analysis import Analysis
 from .compiler import build
 from .errors import RunError
+from .suffixes import format_from_suffix
 from .train import checkpoint
 
 FORMATS = ("onnx", "torchscript")
+_SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript"}
 ONNX_PACKAGES = {"onnx": "onnx", "onnxscript": "onnxscript"}
 ONNX_HINT = "pip install 'archdsl[export]' (onnx, onnxscript and onnxruntime)"
 _SINGLE_FILE_LIMIT = 2 ** 31 - 2 ** 27  # protobuf's 2 GiB, less room for the graph
@@ -70,6 +72,11 @@ def _exportable(model: torch.nn.Module) -> torch.nn.Module:
             module._modules = {(new if k == key else k): v
                                for k, v in module._modules.items()}
     return model
+
+
+def output_format(path: Path, given: str | None = None) -> str:
+    """The format asked for, else the one the file's suffix names (.onnx, .pt)."""
+    return format_from_suffix(path, given, _SUFFIXES, "export")
 
 
 def export(model: torch.nn.Module, analysis: Analysis, path: Path, fmt: str) -> Path:

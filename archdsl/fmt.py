@@ -62,6 +62,15 @@ def format_spec(text: str, filename: str = "<spec>") -> str:
     return "\n".join(lines) + "\n"
 
 
+def in_file_style(formatted: str, original: str) -> str:
+    """The canonical text in the original's own style: its byte-order mark, if it has one, and
+    its Windows line endings where every line ends so. `fmt --check` compares this with the file,
+    and `fmt --write` writes it: only the layout is fmt's business."""
+    if "\n" in original and original.count("\r\n") == original.count("\n"):
+        formatted = formatted.replace("\n", "\r\n")
+    return "\ufeff" + formatted if original.startswith("\ufeff") else formatted
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Replace a file's text through a temporary file and a rename, keeping its permissions: an
     interrupted write never leaves half a spec. A link is followed, so it stays a link."""

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Union
 
 from .errors import InputShapeError, Span
-from .layers import Layer
+from .layers import Layer, TorchOrder
 
 
 class Name(str):
@@ -150,6 +150,7 @@ class Node:
     span: Span
     inputs: tuple[str, ...]
     expanded_from: tuple[Span, ...] = ()  # the definition calls it came from, outermost first
+    torch_order: TorchOrder | None = None  # where the call also reads in PyTorch's order
 
 
 INPUT = "input"

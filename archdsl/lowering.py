@@ -15,7 +15,7 @@ from .binding import definition_values, resolve, resolve_arguments
 from .errors import ArchDSLError, ArgumentError, Span, call_site
 from .ir import (INPUT, Call, Chain, Definition, Group, Named, Node, Parallel, Parameter, Repeat,
                  Spec, Step)
-from .layers import bind_layer, layer_class, layer_names
+from .layers import bind_layer, layer_class, layer_names, torch_order
 from .layers.arguments import bind_arguments, suggest
 
 MAX_LAYERS = 10_000  # beyond this, lowering would take minutes, then memory
@@ -88,7 +88,7 @@ class _Lowering:
             return self.expand(self.definitions[call.name], call, name, source)
         layer = bind_layer(call)
         references = tuple(self.result(ref, call.span) for ref in layer.references())
-        return self.add(name, layer, call.span, (source, *references))
+        return self.add(name, layer, call.span, (source, *references), torch_order(call))
 
     def expand(self, definition: Definition, call: Call, name: str, source: str) -> str:
         if definition.name in self.expanding:
@@ -111,10 +111,10 @@ class _Lowering:
             self.expanding.pop()
             self.call_sites.pop()
 
-    def add(self, name: str, layer, span: Span, inputs: tuple[str, ...]) -> str:
+    def add(self, name: str, layer, span: Span, inputs: tuple[str, ...], order=None) -> str:
         if len(self.nodes) >= MAX_LAYERS:
             raise ArchDSLError(f"the network expands to more than {MAX_LAYERS:,} layers", span)
-        self.nodes.append(Node(name, layer, span, inputs, tuple(self.call_sites)))
+        self.nodes.append(Node(name, layer, span, inputs, tuple(self.call_sites), order))
         return name
 
     def result(self, word: str, span: Span) -> str:

@@ -44,14 +44,15 @@ def _cache_file() -> str | None:
 
 def parse(text: str, filename: str = "<spec>") -> Spec:
     """Parse spec text. Raises an ArchDSLError subclass, with a span, on any bad input."""
-    # A byte-order mark becomes a space, so that every column stays where it is.
-    source = " " + text[1:] if text.startswith("\ufeff") else text
-    if not re.sub(r"#[^\n]*", "", source).strip():
+    # A byte-order mark is no part of the text: columns on line 1 count from after it, and
+    # ArchDSLError.render drops it from the line it shows.
+    text = text.removeprefix("\ufeff")
+    if not re.sub(r"#[^\n]*", "", text).strip():
         raise SpecFileError("spec is empty: expected a network such as "
                             "'input 1x28x28  Conv(16, 3) -> ReLU -> Flatten -> Linear(10)'")
     check_nesting(text)
     try:
-        tree = _parser().parse(source)
+        tree = _parser().parse(text)
         return _ToSpec(text, filename).transform(tree)
     except UnexpectedInput as error:
         raise syntax_error(error, text, _parser()) from None

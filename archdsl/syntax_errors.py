@@ -3,11 +3,14 @@ have accepted there in words, and a hint for the usual slips."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from lark import Lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from .errors import Span, SpecSyntaxError
+from .layers import layer_names
+from .layers.arguments import KEYWORDS, keyword_slip
 
 # What to call each terminal when saying what was expected.
 _TERMINAL_WORDS = {
@@ -19,6 +22,12 @@ _TERMINAL_WORDS = {
 }
 
 MAX_NESTING = 50  # brackets deeper than this would exhaust the tree transformer's recursion
+
+# Characters an input method or a habit puts where ASCII belongs (beyond unicodedata's words).
+_ASCII_FOR = {"（": "(", "）": ")", "，": ",", "［": "[", "］": "]", "＝": "=", "＊": "*",
+              "＋": "+", "｜": "|", "→": "->", "⟶": "->", "－": "-", "：": ":", "．": "."}
+_LINE_START_WORD = re.compile(r"^[ \t]*([A-Za-z_][A-Za-z0-9_]*)", re.M)
+_DEFINED = re.compile(r"\bdef\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 # Brackets outside strings and comments: to find a '[' or '(' left open, or nested too deep.
 _BRACKET = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|#[^\n]*|[\[\]()]")
@@ -56,9 +65,29 @@ def syntax_error(error: UnexpectedInput, text: str, parser: Lark) -> SpecSyntaxE
     message = f"unexpected {found}"
     if expected:
         message += ": expected " + _or_list(expected)
+    if found == "'='" and text.startswith("=>", start):
+        found, width = "'=>'", 2
+        message = "unexpected '=>'" + message.removeprefix("unexpected '='")
     span = Span(line, column, line, column + width, start, start + width)
+    slip = _keyword_slip(text, start)
+    if slip is not None:
+        return slip
+    before = text[:start].rstrip()[-1:]
+    token = str(getattr(error, "token", ""))
     hint = None
-    if isinstance(error, UnexpectedToken) and "'->'" in expected and \
+    if before in ("]", ")") and (found == "'×'" or re.fullmatch(r"[xX][0-9]*", token)):
+        count = re.match(r"[0-9]*", text[start + 1:].lstrip()).group() if found == "'×'" or \
+            token in "xX" else token[1:]
+        hint = f"a repeat is written with '*': write *{count or 'N'} after the step"
+    elif found == "'.'" and re.search(r"\bnn$", text[:start]):
+        hint = _torch_module_hint(text, start)
+    elif found.strip("'") in _ASCII_FOR:
+        character = found.strip("'")
+        name = unicodedata.name(character, "a non-ASCII character").lower()
+        hint = f"{found} is U+{ord(character):04X} {name}; write the ASCII '{_ASCII_FOR[character]}'"
+    elif found in ("'=>'", "','") and "'->'" in expected:
+        hint = f"steps are joined by '->', not {found}"
+    elif isinstance(error, UnexpectedToken) and "'->'" in expected and \
             error.token.type in ("NAME", "LSQB"):
         hint = "steps are joined by '->'; is one missing before this?"
     elif isinstance(error, UnexpectedToken) and error.token.type in ("INPUT", "TRAIN"):
@@ -74,6 +103,31 @@ def syntax_error(error: UnexpectedInput, text: str, parser: Lark) -> SpecSyntaxE
             hint = (f"the {text[unclosed[-1]]!r} at line {opened.line}, column {opened.column} "
                     f"is never closed")
     return SpecSyntaxError(message, span, hint)
+
+
+def _keyword_slip(text: str, offset: int) -> SpecSyntaxError | None:
+    """A line before the error that starts with a misspelled keyword (`trian(epochs=3)`, `Input
+    1x28x28`): the parser reads it as a layer, and fails at the next line."""
+    defined = set(_DEFINED.findall(text)) | set(layer_names())
+    for match in _LINE_START_WORD.finditer(text, 0, offset + 1):
+        word = match.group(1)
+        keyword = None if word in defined else keyword_slip(word)
+        if keyword is not None:
+            return SpecSyntaxError(f"{word!r} is not a keyword (did you mean {keyword!r}?)",
+                                   Span.at(text, match.start(1), len(word)),
+                                   hint=f"write it as in: {KEYWORDS[keyword]}")
+    return None
+
+
+def _torch_module_hint(text: str, offset: int) -> str:
+    """For `nn.Conv2d(…)`: archdsl's name for PyTorch's module."""
+    module = re.match(r"\.([A-Za-z_][A-Za-z0-9_]*)", text[offset:])
+    torch_name = module.group(1) if module else ""
+    name = re.sub(r"[123]d$", "", torch_name)
+    if name in layer_names():
+        return (f"archdsl's layers have no module prefix, and the input's rank picks 1d, 2d or "
+                f"3d: write {name}(…) for nn.{torch_name}(…)")
+    return "archdsl's layers have no module prefix: layers: " + ", ".join(layer_names())
 
 
 def open_brackets(text: str) -> tuple[list[int], int | None]:

@@ -46,7 +46,7 @@ def assert_error(result, name: str, line: int, column: int, message: str,
     assert lines[0].startswith(f"{name}:{line}:{column}: "), result.stderr
     assert message in lines[0], result.stderr
     if text is not None:
-        source = text.split("\n")[line - 1].rstrip("\r")
+        source = text.removeprefix("\ufeff").split("\n")[line - 1].rstrip("\r")
         assert lines[1] == f"  {source}", result.stderr
         indent = "".join(c if c == "\t" else " " for c in source[:column - 1])
         assert re.fullmatch(re.escape(f"  {indent}") + r"\^+", lines[2]), result.stderr
@@ -164,6 +164,18 @@ def test_byte_order_mark_is_not_an_error(tmp_path):
     assert_error(check(str(bad)), str(bad), 2, 10, "'kernel' must be")
 
 
+def test_byte_order_mark_takes_no_column_and_is_not_shown(tmp_path):
+    # Line 1's columns count from after the mark, as an editor shows them; the echoed line
+    # leaves it out, so the caret sits under the argument.
+    text = "\ufeffinput 1x28x28  Conv(16, 0)\n"
+    path = tmp_path / "bom_line1.spec"
+    path.write_bytes(text.encode("utf-8"))
+    result = check(str(path))
+    assert_error(result, str(path), 1, 25, "'kernel' must be", text)
+    assert result.stderr.split("\n")[1:3] == ["  input 1x28x28  Conv(16, 0)",
+                                               "  " + " " * 24 + "^"]
+
+
 def test_the_word_none_names_a_choice(tmp_path):
     # `none` is None where an argument may be None (MaxPool's stride), and the choice 'none'
     # where there is one: it was refused with "must be one of 'none', ..., got none".
@@ -182,3 +194,103 @@ def test_notes_follow_the_caret_and_come_before_the_hint():
     assert result.stderr.split("\n")[3:5] == [
         "note: in layer block4.conv",
         "hint: use padding, a smaller kernel or dilation, or a larger input"]
+
+
+# Warnings: a spec that works but almost surely means something else. They print like errors,
+# with `warning: ` after the position, on stderr, and leave the exit code as it was.
+
+def assert_warning(result, name: str, line: int, column: int, message: str, text: str,
+                   exit_code: int = 0) -> list[str]:
+    """The warning's three lines, `name:line:col: warning: message`, the line and the caret; the
+    lines after them are returned."""
+    assert "Traceback" not in result.output and "Traceback" not in result.stderr
+    assert result.exit_code == exit_code, result.output
+    lines = result.stderr.split("\n")
+    head = f"{name}:{line}:{column}: warning: {message}"
+    assert head in lines, result.stderr
+    at = lines.index(head)
+    source = text.split("\n")[line - 1]
+    assert lines[at + 1] == f"  {source}", result.stderr
+    assert re.fullmatch(" " * (column + 1) + r"\^+", lines[at + 2]), result.stderr
+    return lines[at + 3:]
+
+
+def test_pytorch_argument_order_warns_with_what_to_write():
+    text = "input 1x28x28\nConv(1, 16, 3, p=1) -> ReLU -> Flatten -> Linear(10)\n"
+    result = check("-", input=text)
+    rest = assert_warning(result, "<stdin>", 2, 1, "archdsl infers the input channels (1 here) "
+                          "from the input; write Conv(16, 3, p=1)", text)
+    assert rest[0] == ("hint: as written, archdsl reads out=1, kernel=16, stride=3; to mean "
+                       "that, give stride by keyword")
+    assert "conv" in result.stdout  # the table as always: a warning changes nothing else
+
+
+@pytest.mark.parametrize("text", [
+    "input 1x28x28\nConv(16, 3, 1) -> Flatten -> Linear(10)\n",  # 16 is not the 1 channel
+    "input 16x28x28\nConv(16, 3) -> Flatten -> Linear(10)\n",  # Conv(3) would miss its kernel
+    "input 1x28x28\nConv(1, 16, stride=3) -> Flatten -> Linear(10)\n",  # the stride by keyword
+])
+def test_archdsl_argument_order_does_not_warn(text):
+    result = check("-", input=text)
+    assert result.exit_code == 0 and "warning" not in result.stderr, result.stderr
+
+
+def test_warnings_are_data_of_the_analysis():
+    from archdsl.analysis import analyze
+    from archdsl.errors import ArchDSLWarning
+
+    analysis = analyze("input 3x32x32\n[Conv(3, 16, 3) -> ReLU] -> Flatten -> Linear(10)\n")
+    (warning,) = analysis.warnings
+    assert type(warning) is ArchDSLWarning and type(warning.message) is str
+    assert (warning.span.line, warning.span.column) == (2, 2)
+    assert warning.message.endswith("write Conv(16, 3)")
+    assert analyze("input 3x32x32\nConv(16, 3) -> Flatten -> Linear(10)\n").warnings == ()
+    # A repeat's copies share the call: one warning for it.
+    repeated = analyze("input 3x32x32\n[Conv(3, 3, 3, p=1) -> ReLU]*3 -> Flatten -> Linear(10)\n")
+    assert [w.message for w in repeated.warnings] == [
+        "archdsl infers the input channels (3 here) from the input; write Conv(3, 3, p=1)"]
+
+
+@pytest.mark.parametrize("shape, message", [
+    ("28x28", "input 28x28 reads as 28 channels of length 28 (a 1-D input): the input is C×H×W "
+              "without the batch axis; for one channel of 28×28, write input 1x28x28"),
+    ("1x1x28x28", "input 1x1x28x28 reads as 1 channel of 1×28×28 (a 3-D input): the input is "
+                  "C×H×W without the batch axis; drop the batch axis: input 1x28x28"),
+    ("28x28x1", "input 28x28x1 reads as 28 channels of 28×1: the input is C×H×W without the "
+                "batch axis; channels first: input 1x28x28"),
+])
+def test_input_shapes_that_mean_an_image_otherwise(shape, message):
+    text = f"input {shape}\nFlatten -> Linear(10)\n"
+    assert_warning(check("-", input=text), "<stdin>", 1, 1, message, text)
+
+
+def test_an_input_warning_comes_before_the_error_it_explains():
+    text = "input 1x1x28x28\nConv(16, 3) -> Flatten -> Linear(10)\n"
+    result = check("-", input=text)
+    rest = assert_warning(result, "<stdin>", 1, 1, "input 1x1x28x28 reads as 1 channel of "
+                          "1×28×28 (a 3-D input): the input is C×H×W without the batch axis; "
+                          "drop the batch axis: input 1x28x28", text, exit_code=2)
+    assert rest[0].startswith("<stdin>:2:1: Conv: output would be 0×26×26"), result.stderr
+
+
+def test_an_input_option_warns_without_a_position():
+    result = check(str(ROOT / "specs" / "mlp.spec"), "--input", "1x1x28x28")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("warning: input 1x1x28x28 reads as 1 channel"), result.stderr
+
+
+@pytest.mark.parametrize("shape", ["1x28x28", "3x32x32", "784", "12x1000", "1x64x64x64"])
+def test_input_shapes_that_read_as_meant_do_not_warn(shape):
+    result = check("-", input=f"input {shape}\nFlatten -> Linear(10)\n")
+    assert result.exit_code == 0 and result.stderr == "", result.stderr
+
+
+def test_the_readme_warning_example(tmp_path, monkeypatch):
+    # The check section's example, as a user runs it, and as the README shows it.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pytorch.spec").write_text(
+        "input 1x28x28\nConv(1, 16, 3, p=1) -> ReLU -> MaxPool(2) -> Flatten -> Linear(10)\n")
+    result = check("pytorch.spec")
+    assert result.exit_code == 0 and result.stdout
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"```\n{result.stderr}```\n" in readme, result.stderr

@@ -91,6 +91,29 @@ def test_cli_exports_a_trained_checkpoint(trained, tmp_path, fmt, suffix):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("name, fmt", [("model.pt", "torchscript"), ("model.ONNX", "onnx")])
+def test_cli_takes_the_format_from_the_suffix(trained, tmp_path, name, fmt):
+    # As draw does: -o model.pt is TorchScript without --format (it was ONNX named .pt).
+    out = tmp_path / name
+    result = runner.invoke(app, ["export", str(SIMPLE), "--checkpoint", str(trained), "-o",
+                                 str(out), "--no-verify"])
+    assert result.exit_code == 0, result.output
+    assert f"{out}: {fmt}, input N×1×28×28" in result.stdout
+    if fmt == "torchscript":
+        assert isinstance(torch.jit.load(str(out)), torch.jit.ScriptModule)
+    else:
+        assert run_onnx(out, torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_cli_refuses_a_suffix_that_names_no_format(trained, tmp_path):
+    result = runner.invoke(app, ["export", str(SIMPLE), "--checkpoint", str(trained), "-o",
+                                 str(tmp_path / "model.bin")])
+    assert result.exit_code == 2
+    assert result.stderr == ("error: cannot tell the export's format from 'model.bin'\n"
+                             "hint: name the file .onnx or .pt, or pass --format\n")
+    assert not (tmp_path / "model.bin").exists()
+
+
 def test_onnx_of_a_graph_spec(tmp_path):
     """Residual sum, cropped concat, renamed rows, from a checkpoint; every shipped spec, ResNet
     and U-Net among them, is checked below."""

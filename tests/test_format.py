@@ -263,6 +263,23 @@ def test_fmt_write_rewrites_only_what_is_not_canonical(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.spec", "messy.spec", "tidy.spec"]
 
 
+@pytest.mark.parametrize("style", [("", "\r\n"), ("\ufeff", "\n"), ("\ufeff", "\r\n")],
+                         ids=["crlf", "bom", "bom-crlf"])
+def test_fmt_keeps_the_files_line_endings_and_byte_order_mark(tmp_path, style):
+    mark, newline = style
+    canonical = "input 1x28x28  # mnist\nConv(16, 3, p=1)\n  -> ReLU\n"
+    tidy, messy = tmp_path / "tidy.spec", tmp_path / "messy.spec"
+    tidy.write_bytes((mark + canonical.replace("\n", newline)).encode("utf-8"))
+    messy.write_bytes((mark + "input 1x28x28  # mnist\nConv(16,3,p=1) -> ReLU\n"
+                       .replace("\n", newline)).encode("utf-8"))
+    result = runner.invoke(app, ["fmt", "--check", str(tidy)])
+    assert result.exit_code == 0 and result.stdout == "", result.stdout
+    result = runner.invoke(app, ["fmt", "--write", str(tidy), str(messy)])
+    assert result.exit_code == 0 and result.stdout == f"reformatted {messy}\n"
+    assert messy.read_bytes() == tidy.read_bytes() == \
+        (mark + canonical.replace("\n", newline)).encode("utf-8")
+
+
 def test_fmt_write_changes_nothing_when_one_spec_is_bad(tmp_path):
     messy, bad = tmp_path / "messy.spec", tmp_path / "bad.spec"
     messy.write_text("input 1x28x28\nConv(16,3,p=1)\n")

@@ -121,7 +121,7 @@ def format_command(
     """Print specs in canonical layout, comments kept; or check them, or rewrite them."""
     import difflib
 
-    from ..fmt import format_spec, write_atomically
+    from ..fmt import format_spec, in_file_style, write_atomically
 
     if check_only and write:
         raise typer.BadParameter("give --check or --write, not both", param_hint="--check")
@@ -135,8 +135,9 @@ def format_command(
         text, name, _ = parse_or_exit(spec)
         results.append((spec, name, text, run_or_exit(format_spec, text, name, text=text,
                                                       name=name)))
-    changed = [(spec, name, text, formatted) for spec, name, text, formatted in results
-               if formatted != text]
+    changed = [(spec, name, text, in_file_style(formatted, text))
+               for spec, name, text, formatted in results
+               if in_file_style(formatted, text) != text]
     if write:
         for spec, _, _, formatted in changed:
             write_atomically(Path(spec), formatted)

@@ -61,10 +61,19 @@ def load(path: str, input=None, batch: int = 1) -> Analysis:
     text, name, spec = parse_or_exit(path)
     try:
         TrainConfig.from_spec(spec)  # a bad train(...) block is a spec error, even for check
-        return analyze(spec, input, batch)
+        analysis = analyze(spec, input, batch)
     except ArchDSLError as error:
+        warn(error.warnings, text, name)
         typer.echo(error.render(text, name), err=True)
         raise typer.Exit(2) from None
+    warn(analysis.warnings, text, name)
+    return analysis
+
+
+def warn(warnings, text: str | None, name: str) -> None:
+    """Print warnings to stderr, each with its position and caret; the exit code stays."""
+    for warning in warnings:
+        typer.echo(warning.render(text, name), err=True)
 
 
 def run_or_exit(function, *args, text=None, name="<spec>", rank=None, **kwargs):

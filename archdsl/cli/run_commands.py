@@ -9,7 +9,7 @@ import typer
 
 from ..report import render_evaluation
 from ..train.config import TrainConfig
-from .common import FormatOption, Format, InputOption, SpecArgument, app, load, run_or_exit
+from .common import FormatOption, Format, InputOption, SpecArgument, app, load, run_or_exit, warn
 
 
 class Optimizer(str, Enum):
@@ -84,7 +84,7 @@ def train(
     """Train a spec: progress per epoch, checkpoints, metrics and curves in a run directory."""
     from ..train import distributed
     from ..train.config import resumed_config, run_directory
-    from ..train.loop import Interrupted, train as run_training
+    from ..train.loop import Interrupted, loss_warnings, train as run_training
 
     world = run_or_exit(distributed.World.from_env)
     launching = nproc is not None and nproc > 1 and not world.distributed
@@ -117,6 +117,8 @@ def train(
                      run_or_exit(distributed.pick_device, config.device, last))
         arguments = _train_arguments(spec, out_dir, resume is not None, input, overrides)
         raise typer.Exit(distributed.launch(nproc, arguments, typer.echo))
+    if world.main:
+        warn(loss_warnings(analysis), analysis.spec.text, analysis.spec.filename)
     try:
         result = run_or_exit(run_training, analysis, analysis.spec.text, config, out_dir,
                               resume=resume is not None,
@@ -167,8 +169,10 @@ class ExportFormat(str, Enum):
 def export_command(
     spec: SpecArgument,
     checkpoint: Annotated[str, typer.Option(help="A checkpoint, e.g. runs/NAME/best.pt.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write.")],
-    format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.onnx,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write: .onnx, or "
+                                                                ".pt for TorchScript.")],
+    format: Annotated[Optional[ExportFormat], typer.Option(
+        "--format", "-f", help="Default: from the file's suffix.")] = None,
     verify: Annotated[bool, typer.Option(
         "--verify/--no-verify",
         help="Run the file and compare its outputs with PyTorch's.")] = True,
@@ -176,15 +180,17 @@ def export_command(
 ):
     """Write a trained spec as ONNX or TorchScript (any batch size), then check that it runs
     and gives PyTorch's outputs."""
-    from ..export import export as export_model, load_trained, verify as verify_export
+    from ..export import (export as export_model, load_trained, output_format,
+                          verify as verify_export)
 
+    fmt = run_or_exit(output_format, output, format and format.value)
     analysis = load(spec, input)
     model = run_or_exit(load_trained, analysis, Path(checkpoint))
-    run_or_exit(export_model, model, analysis, output, format.value)
-    typer.echo(f"{output}: {format.value}, input N×{'×'.join(map(str, analysis.input))}, "
+    run_or_exit(export_model, model, analysis, output, fmt)
+    typer.echo(f"{output}: {fmt}, input N×{'×'.join(map(str, analysis.input))}, "
                f"{output.stat().st_size / 2**20:.1f} MiB")
     if verify:
-        check = run_or_exit(verify_export, model, analysis, output, format.value)
+        check = run_or_exit(verify_export, model, analysis, output, fmt)
         verdict = "matches" if check.ok else "DIFFERS FROM"
         typer.echo(f"{check.runtime} {verdict} PyTorch on {check.batch} random inputs: "
                    f"max |difference| {check.max_abs_diff:.2g} (tolerance {check.tolerance:.2g})")

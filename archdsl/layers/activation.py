@@ -59,6 +59,8 @@ class GELU(_Elementwise):
 class Softmax(_Elementwise):
     """Softmax along `dim`, counted as in PyTorch with the batch axis as 0."""
 
+    probabilities = True
+
     dim: int = 1
 
     def output_shape(self, shape: Shape) -> Shape:

@@ -69,7 +69,8 @@ def bind_arguments(cls, title: str, usage: str, arguments, span) -> tuple[dict, 
                 name = ALIASES[name]
             if name not in fields:
                 raise ArgumentError(f"{title} has no argument {argument.keyword!r}"
-                                    f"{suggest(argument.keyword, fields)}", argument.span, usage)
+                                    f"{_renamed(cls, argument) or suggest(argument.keyword, fields)}",
+                                    argument.span, usage)
         if name in values:
             raise ArgumentError(f"argument {name!r} of {title} is given twice",
                                 argument.span, usage)
@@ -80,6 +81,16 @@ def bind_arguments(cls, title: str, usage: str, arguments, span) -> tuple[dict, 
     if missing:
         raise ArgumentError(f"{title} is missing its argument {missing[0]!r}", span, usage)
     return values, spans
+
+
+def _renamed(cls, argument) -> str:
+    """What to write for a PyTorch keyword (`kernel_size=3`) that the layer names otherwise."""
+    renamed = getattr(cls, "torch_keywords", {})
+    if argument.keyword not in renamed:
+        return ""
+    if renamed[argument.keyword] is None:
+        return f": archdsl infers the {cls.torch_inferred} from the input; leave it out"
+    return f" (PyTorch's name): write {renamed[argument.keyword]}={literal(argument.value)}"
 
 
 def _checked_value(title, usage, name, checker, argument):
@@ -156,6 +167,19 @@ def _describe(annotation) -> str:
         return " or ".join(_describe(a) for a in get_args(annotation))
     return {bool: "true or false", int: "an integer", float: "a number", str: "a word",
             type(None): "none"}.get(annotation, str(annotation))
+
+
+# The spec's keywords, each with an example of its line.
+KEYWORDS = {"input": "input 1x28x28", "train": "train(epochs=3)",
+            "assert": "assert params < 100k", "def": "def Block(c) = [Conv(c, 3) -> ReLU]"}
+
+
+def keyword_slip(word: str) -> str | None:
+    """The keyword a word misspells (`trian`, `Train`, `inputs`), if any."""
+    if word in KEYWORDS:
+        return None
+    close = difflib.get_close_matches(word.lower(), list(KEYWORDS), n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def suggest(word: str, choices) -> str:

@@ -11,7 +11,7 @@ import functools
 from typing import ClassVar
 
 from ..errors import ArgumentError, UnknownLayerError
-from .arguments import bind_arguments, literal, suggest
+from .arguments import KEYWORDS, bind_arguments, keyword_slip, literal, suggest
 from .geometry import Shape, count_formula, format_shape
 
 
@@ -20,6 +20,13 @@ class Layer:
     """Base of every layer. Subclasses are dataclasses registered with @register."""
 
     dsl_name: ClassVar[str]
+    # PyTorch's habits, for messages that say what to write instead: what its first positional
+    # argument gives where archdsl infers it from the input ("input channels"), and its keyword
+    # names for this layer's arguments (None: the inferred one).
+    torch_inferred: ClassVar[str | None] = None
+    torch_keywords: ClassVar[dict[str, str | None]] = {}
+    # Its outputs are probabilities: a loss that applies log-softmax itself wants logits instead.
+    probabilities: ClassVar[bool] = False
     frozen: bool = dataclasses.field(default=False, kw_only=True)
 
     def check(self) -> None:
@@ -116,13 +123,68 @@ def _usage(cls: type[Layer]) -> str:
 def bind_layer(call) -> Layer:
     """A Call node -> a checked layer instance; every error points at the argument at fault."""
     cls = _REGISTRY.get(call.name)
+    keyword = keyword_slip(call.name) if cls is None else None
+    if keyword is not None:
+        raise UnknownLayerError(f"unknown layer {call.name!r}: did you mean the keyword "
+                                f"{keyword!r}?", call.name_span,
+                                hint=f"declarations come before the network: {KEYWORDS[keyword]}")
     if cls is None:
         raise UnknownLayerError(f"unknown layer {call.name!r}{suggest(call.name, _REGISTRY)}",
                                 call.name_span, hint="layers: " + ", ".join(layer_names()))
-    values, spans = bind_arguments(cls, cls.dsl_name, _usage(cls), call.arguments, call.span)
+    try:
+        return _bound(cls, call.arguments, call.span)
+    except ArgumentError as error:
+        order = torch_order(call)
+        if order is not None:  # Linear(1568, 128): 128 is no bias
+            error.message += (f"; archdsl infers the {cls.torch_inferred}: write "
+                              f"{order.rewritten}, not PyTorch's {_written(call.name, call.arguments)}")
+        raise
+
+
+def _bound(cls: type[Layer], arguments, span) -> Layer:
+    values, spans = bind_arguments(cls, cls.dsl_name, _usage(cls), arguments, span)
     layer = cls(**values)
     try:
         layer.check()
     except ArgumentError as error:
-        raise error.at(spans.get(error.argument, call.span))
+        raise error.at(spans.get(error.argument, span))
     return layer
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchOrder:
+    """A call that also reads as PyTorch's argument order, which puts the input's size first:
+    Conv(1, 16, 3) is PyTorch's 1 input channel, 16 out, kernel 3; archdsl's 1 out, kernel 16,
+    stride 3. Analysis warns where `size` is the input's size indeed."""
+
+    size: object
+    rewritten: str  # the call without that first value: Conv(16, 3)
+    reading: str  # how archdsl reads the call as written: out=1, kernel=16, stride=3
+    last: str  # the last argument given by position, which a keyword would pin
+
+
+def torch_order(call) -> TorchOrder | None:
+    """The call read in PyTorch's order, where the layer's first PyTorch argument is one archdsl
+    infers, the call gives more values by position than the layer needs, and the call binds
+    without the first one."""
+    cls = _REGISTRY.get(call.name)
+    positional = [a for a in call.arguments if a.keyword is None]
+    if cls is None or cls.torch_inferred is None or not call.arguments or \
+            call.arguments[0].keyword is not None:
+        return None
+    fields = [f for f in dataclasses.fields(cls) if not f.kw_only]
+    required = sum(1 for f in fields if f.default is dataclasses.MISSING)
+    if len(positional) <= required or len(positional) > len(fields):
+        return None
+    try:
+        _bound(cls, call.arguments[1:], call.span)
+    except ArgumentError:
+        return None
+    reading = ", ".join(f"{f.name}={literal(a.value)}" for f, a in zip(fields, positional))
+    return TorchOrder(positional[0].value, _written(call.name, call.arguments[1:]), reading,
+                      fields[len(positional) - 1].name)
+
+
+def _written(name: str, arguments) -> str:
+    return f"{name}(" + ", ".join(("" if a.keyword is None else f"{a.keyword}=") + literal(a.value)
+                                  for a in arguments) + ")"

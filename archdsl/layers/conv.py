@@ -19,6 +19,9 @@ NonNegativeSize = Annotated[Union[int, tuple[int, ...]], Min(0),
 class _Convolution(Layer):
     """Shared by Conv and ConvTranspose: the same arguments, read per spatial axis."""
 
+    torch_inferred = "input channels"
+    torch_keywords = {"in_channels": None, "out_channels": "out", "kernel_size": "kernel"}
+
     def check(self) -> None:
         if self.out % self.groups:
             raise ArgumentError(f"{self.dsl_name}: out channels {self.out} are not divisible by "

@@ -43,6 +43,9 @@ class Flatten(Layer):
 class Linear(Layer):
     """Fully connected: every output feature sees every input feature."""
 
+    torch_inferred = "input features"
+    torch_keywords = {"in_features": None, "out_features": "out"}
+
     out: PositiveInt
     bias: bool = True
 

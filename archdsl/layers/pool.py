@@ -17,6 +17,8 @@ PoolPadding = Annotated[Union[int, tuple[int, ...]], Min(0),
 class _WindowPool(Layer):
     """Shared by MaxPool and AvgPool: same window arithmetic, different torch class."""
 
+    torch_keywords = {"kernel_size": "kernel"}
+
     def _geometry(self, shape: Shape):
         channels, spatial = spatial_input(self, shape)
         axes = len(spatial)

@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 from ..binding import resolve_arguments
-from ..errors import RunError
-from ..layers.arguments import bind_arguments, checked_field, Min, PositiveInt, Probability
+from ..errors import ArgumentError, RunError
+from ..layers.arguments import (bind_arguments, checked_field, Min, PositiveInt, Probability,
+                                suggest)
+
+DATASETS = ("fashion-mnist", "mnist", "cifar10", "synthetic")  # besides image folders
 
 PositiveFloat = Annotated[float, Min(1e-300), "a positive number"]
 NonNegativeFloat = Annotated[float, Min(0.0), "a non-negative number"]
@@ -56,9 +59,15 @@ class TrainConfig:
         if spec.training is None:
             return cls()
         usage = "train(" + ", ".join(f.name + "=…" for f in dataclasses.fields(cls)) + ")"
-        values, _ = bind_arguments(cls, "train", usage,
-                                   resolve_arguments(spec.training.arguments, {}),
-                                   spec.training.span)
+        values, spans = bind_arguments(cls, "train", usage,
+                                       resolve_arguments(spec.training.arguments, {}),
+                                       spec.training.span)
+        dataset = values.get("dataset")
+        if dataset is not None and dataset.lower().replace("_", "-") not in DATASETS and \
+                not Path(dataset).is_dir():
+            raise ArgumentError(f"unknown dataset {dataset!r}{suggest(dataset, DATASETS)}",
+                                spans["dataset"], hint=f"datasets: {', '.join(DATASETS)}, or "
+                                                       f"an image folder's directory")
         return cls(**values)
 
     @classmethod

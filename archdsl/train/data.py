@@ -21,8 +21,7 @@ import torch
 
 from ..errors import RunError
 from ..layers.geometry import format_shape
-
-KNOWN = ("fashion-mnist", "mnist", "cifar10", "synthetic")
+from .config import DATASETS as KNOWN
 # Where Debian packages put the official files; no Debian package ships MNIST or CIFAR-10.
 DEBIAN_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
 DOWNLOAD_TIMEOUT = 30.0  # seconds per socket operation; urllib would otherwise wait forever

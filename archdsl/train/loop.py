@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..analysis import Analysis
 from ..compiler import build
-from ..errors import RunError
+from ..errors import ArchDSLWarning, RunError
 from . import checkpoint, distributed
 from .batches import make_batches
 from .config import TrainConfig
@@ -251,6 +251,19 @@ def _loss(outputs, labels, config, weight):
         return F.cross_entropy(outputs, labels, label_smoothing=config.label_smoothing)
     return F.cross_entropy(outputs, labels, label_smoothing=config.label_smoothing,
                            reduction="sum") / weight
+
+
+def loss_warnings(analysis: Analysis) -> tuple[ArchDSLWarning, ...]:
+    """A network that ends in probabilities (Softmax): _loss's cross-entropy applies
+    log-softmax itself, so the model would learn through a softmax of a softmax."""
+    last = analysis.nodes[-1]
+    if not last.layer.probabilities:
+        return ()
+    return (ArchDSLWarning(
+        f"the network ends in {last.layer.dsl_name}, but training uses cross-entropy, which "
+        f"applies log-softmax itself: drop the final {last.layer.dsl_name} and train on the "
+        f"logits", last.span, hint="the trained outputs are then logits; their softmax gives "
+                                   "the probabilities"),)
 
 
 def _check_finite(bad_step: int, epoch: int) -> None:

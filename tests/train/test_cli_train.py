@@ -330,3 +330,28 @@ def test_a_damaged_checkpoint_is_a_clear_error_for_eval_and_resume(tmp_path):
     assert_clean_failure(result, 2)
     assert f"error: cannot read checkpoint {last}: the file is truncated or damaged" \
            in result.stderr
+
+
+def test_a_final_softmax_is_a_warning_at_train(tmp_path):
+    # The tutorial's point: cross-entropy applies log-softmax itself, so the network ends in
+    # logits. The run goes on; `check`, which trains nothing, says nothing.
+    text = "input 1x28x28\nFlatten -> Linear(10)\n  -> Softmax\n"
+    path = spec_file(tmp_path, text)
+    result = invoke("train", path, *SYNTHETIC, "--epochs", "1", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.split("\n")
+    assert f"{path}:3:6: warning: the network ends in Softmax, but training uses cross-entropy, " \
+           f"which applies log-softmax itself: drop the final Softmax and train on the logits" \
+           in lines, result.stderr
+    at = lines.index(next(line for line in lines if ": warning: " in line))
+    assert lines[at + 1:at + 4] == [
+        "    -> Softmax", "       ^^^^^^^",
+        "hint: the trained outputs are then logits; their softmax gives the probabilities"]
+    assert invoke("check", path).stderr == ""
+
+
+def test_softmax_before_the_end_is_no_loss_warning():
+    from archdsl import analyze
+    assert loop.loss_warnings(analyze("input 1x28x28\nSoftmax -> Flatten -> Linear(10)\n")) == ()
+    (warning,) = loop.loss_warnings(analyze("input 4\nLinear(10) -> Softmax\n"))
+    assert (warning.span.line, warning.span.column) == (2, 15)

@@ -33,12 +33,20 @@ def test_train_block_sets_and_options_override():
     ("train(optimizer=rmsprop)", 7, "must be one of 'sgd', 'adam', 'adamw'"),
     ("train(epochs=0)", 7, "must be a positive integer"),
     ("train(val_split=0.95)", 7, "a fraction between 0 and 0.9"),
+    ("train(epochs=2, dataset=mnst)", 17, "unknown dataset 'mnst' (did you mean 'mnist'?)"),
 ])
 def test_bad_train_block_points_at_the_argument(block, column, fragment):
     with pytest.raises(ArgumentError) as caught:
         TrainConfig.from_spec(parse(f"input 1x28x28\n{block}\n{NET}"))
     assert (caught.value.span.line, caught.value.span.column) == (2, column)
     assert fragment in caught.value.message
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "Fashion_MNIST", "synthetic"])
+def test_known_datasets_and_image_folders_pass(dataset, tmp_path):
+    for name in (dataset, str(tmp_path)):
+        spec = parse(f"input 1x28x28\ntrain(dataset={name!r})\n{NET}")
+        assert TrainConfig.from_spec(spec).dataset == name
 
 
 def test_train_block_declared_twice_is_an_error():
