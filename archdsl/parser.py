@@ -158,7 +158,7 @@ class _ToSpec(Transformer):
 
     def named(self, meta, children):
         body, name = children
-        return Named(body, str(name), Span.of(meta))
+        return Named(body, str(name), Span.of(meta), Span.of(name))
 
     def input_decl(self, meta, children):
         (token,) = children

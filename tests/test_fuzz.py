@@ -8,9 +8,12 @@ binding and the shape rules head-on.
 import dataclasses
 import re
 
+import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import archdsl
+from archdsl.compiler import build
+from archdsl.ir import INPUT
 from archdsl.layers import layer_class, layer_names
 from archdsl.train.config import TrainConfig
 from conftest import ROOT
@@ -30,6 +33,8 @@ EXTRA = [
     "Conv(4, 3, padding=\"same\", bias=false) -> SiLU -> AdaptiveAvgPool((2, 2)) -> Flatten\n"
     "-> Linear(10, frozen=true)  # trailing comment\n",
     "input 1x16x16x16\n[Conv(2, (3, 1, 3), p=1) -> Tanh]*2 -> MaxPool(2, dilation=2) -> Sigmoid",
+    "input 1x8x8\nConv(4, 3, p=1) as conv1 -> ReLU -> Conv(4, 3, p=1) as skip -> Conv(4, 3)\n"
+    "-> Concat(conv1, crop=true) -> [Conv(2, 1) as c] + [Conv(2, 1) as c]\n",
     "input 1x28x28\n"
     "train(epochs=10, optimizer=adamw, lr=3e-3, scheduler=onecycle, label_smoothing=0.1)\n"
     "Flatten -> Linear(128) -> ReLU -> Linear(10)\n",
@@ -162,6 +167,17 @@ def assert_analysis_or_spec_error(text: str) -> None:
         return
     assert isinstance(analysis, archdsl.Analysis)
     assert analysis.rows and analysis.output == analysis.rows[-1].output
+    assert_compiled_model_matches(analysis)
+
+
+def assert_compiled_model_matches(analysis) -> None:
+    """The module holds every parameter and buffer the analysis counts: two rows sharing a name
+    would leave one's weights out. Built on torch's meta device, so that no memory is spent."""
+    with torch.device("meta"):
+        model = build(analysis)
+    assert sum(p.numel() for p in model.parameters()) == analysis.totals.params
+    assert sum(b.numel() for b in model.buffers()) == analysis.totals.buffers
+    assert len({row.name for row in analysis.rows} | {INPUT}) == len(analysis.rows) + 1
 
 
 def test_seeds_are_valid():
