@@ -2,12 +2,19 @@
 builds the IR with every node's source span. lark's errors become archdsl's (syntax_errors)."""
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import keyword
 import os
 import re
+import stat
+import sys
+import tempfile
+from importlib import resources
 from pathlib import Path
 
+import lark
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
@@ -23,23 +30,83 @@ MAX_DIGITS = 18  # integers beyond this are no real size, and would trip Python'
 
 @functools.cache
 def _parser() -> Lark:
-    # Building the LALR tables costs more than parsing a ResNet-50 spec, in every process; lark
-    # keeps them in a cache file that it checks against the grammar, lark and Python versions.
-    return Lark.open_from_package("archdsl.grammars", "archdsl.lark", ("",), parser="lalr",
-                                  propagate_positions=True, maybe_placeholders=False,
-                                  cache=_cache_file() or False)
+    # Building the LALR tables costs more than parsing a ResNet-50 spec, in every process; they
+    # are kept in a cache file, keyed by the grammar, lark's and Python's versions.
+    folder = _cache_folder()
+    path = folder / "parser.lark-cache" if folder else None
+    key = _cache_key()
+    parser = _load_cache(path, key) if path else None
+    if parser is None:
+        parser = Lark.open_from_package("archdsl.grammars", "archdsl.lark", ("",), parser="lalr",
+                                        propagate_positions=True, maybe_placeholders=False)
+        if path:
+            _save_cache(parser, path, key)
+    return parser
 
 
 def _cache_file() -> str | None:
-    """Where lark keeps the built parser: in the user's cache directory, not lark's default of
-    a predictable name in the shared temporary directory (the cache is a pickle). None where
-    that directory cannot be made; lark then builds the parser each time."""
+    """Where the built parser is kept, or None where no safe place can be had."""
+    folder = _cache_folder()
+    return str(folder / "parser.lark-cache") if folder else None
+
+
+def _cache_folder() -> Path | None:
+    """The user's cache directory for archdsl, not a predictable name in the shared temporary
+    directory: the cache is a pickle, and unpickling runs code. Trusted only if it is a real
+    directory (no link) that the current user owns and no one else may write; else None, and
+    the parser is built each time."""
     try:
         folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "archdsl"
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        status = os.lstat(folder)
     except (OSError, RuntimeError):  # RuntimeError: no home directory to be found
         return None
-    return str(folder / "parser.lark-cache")
+    return folder if _private(status) and stat.S_ISDIR(status.st_mode) else None
+
+
+def _private(status: os.stat_result) -> bool:
+    return status.st_uid == os.getuid() and not status.st_mode & 0o022
+
+
+def _cache_key() -> bytes:
+    grammar = (resources.files("archdsl.grammars") / "archdsl.lark").read_bytes()
+    identity = b"\0".join([grammar, lark.__version__.encode(), sys.version.encode()])
+    return hashlib.sha256(identity).hexdigest().encode() + b"\n"
+
+
+def _load_cache(path: Path, key: bytes) -> Lark | None:
+    """The cached parser, if the file is a regular file (a link is not followed) of the current
+    user's that no one else may write, and was built for this grammar; else None."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as file:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode) or not _private(status) or file.readline() != key:
+            return None
+        try:
+            return Lark.load(file)
+        except Exception:  # a damaged or truncated file: build the parser again
+            return None
+
+
+def _save_cache(parser: Lark, path: Path, key: bytes) -> None:
+    """Write the cache under a fresh private name in the same directory, then rename it into
+    place: a reader never sees half a file, and no planted name is written through."""
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".parser.",
+                                                 suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(key)
+            parser.save(file)
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
 
 
 def parse(text: str, filename: str = "<spec>") -> Spec:
