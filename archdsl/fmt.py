@@ -14,14 +14,14 @@ that spans several lines moves above it.
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lark import Token, Tree
 
+from .files import replace_file
 from .parser import _parser, parse
 
 WIDTH = 100
@@ -63,17 +63,12 @@ def format_spec(text: str, filename: str = "<spec>") -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace a file's text through a temporary file and a rename, keeping its permissions: an
-    interrupted write never leaves half a spec. A link is followed, so it stays a link."""
+    """Replace a file's text through a fresh temporary file and a rename, keeping its
+    permissions: an interrupted write never leaves half a spec. A link at `path` is followed, so
+    it stays a link; nothing planted beside the spec is written through."""
     target = path.resolve()
-    temporary = target.with_name(f".{target.name}.fmt.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        shutil.copymode(target, temporary)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+    replace_file(target, lambda handle: handle.write(text.encode("utf-8")),
+                 stat.S_IMODE(target.stat().st_mode))
 
 
 @dataclass

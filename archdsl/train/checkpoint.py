@@ -8,16 +8,14 @@ from pathlib import Path
 import torch
 
 from ..errors import RunError
+from ..files import replace_file
 
 
 def save_atomically(state: dict, path: Path) -> None:
-    """Write to a temporary file in the same folder, flush it to disk, then rename over `path`."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
-        torch.save(state, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    """Write to a fresh private file in the same folder, flush it to disk, then rename over
+    `path`: a kill leaves the old checkpoint, and a link planted at either name is replaced,
+    never written through."""
+    replace_file(path, lambda handle: torch.save(state, handle))
 
 
 def load(path: Path) -> dict:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ..analysis import Analysis
 from ..compiler import build
+from .. import files
 from ..errors import RunError
 from . import checkpoint, distributed
 from .batches import make_batches
@@ -97,7 +98,7 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, echo, wo
     autocast = autocast_factory(config.amp, device)
 
     if world.main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     history, best, stale, start = [], math.inf, 0, 1
     if resume:
         state = checkpoint.load(out_dir / "last.pt")
@@ -111,8 +112,8 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, echo, wo
         checkpoint.restore_rng_of_rank(state, world, config)
         echo(f"resuming {out_dir} after epoch {state['epoch']}")
     if world.main:
-        (out_dir / "spec.spec").write_text(spec_text)
-        (out_dir / "config.json").write_text(json.dumps(
+        files.write_text(out_dir / "spec.spec", spec_text)
+        files.write_text(out_dir / "config.json", json.dumps(
             {**config.to_dict(), "device_used": str(device), "torch": torch.__version__,
              "params": analysis.totals.params, "train_examples": len(train_batches),
              "val_examples": len(val_batches) if val_batches else 0,
@@ -274,9 +275,7 @@ def _epoch_line(record: dict, epochs: int) -> str:
 
 
 def _write_metrics(history: list[dict], path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text("".join(json.dumps(record) + "\n" for record in history))
-    temporary.replace(path)
+    files.write_text(path, "".join(json.dumps(record) + "\n" for record in history))
 
 
 @contextlib.contextmanager
