@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections import Counter
 from typing import Any
 
@@ -18,6 +19,8 @@ from .layers import bind_layer, layer_class, layer_names
 from .layers.arguments import bind_arguments, suggest
 
 MAX_LAYERS = 10_000  # beyond this, lowering would take minutes, then memory
+MAX_INTEGER = 10 ** 18  # as a literal's MAX_DIGITS: arithmetic cannot reach beyond what is written
+MAX_DEPTH = 100  # nested scopes (groups, repeats, definitions); deeper exhausts the recursion
 
 
 def lower(spec: Spec) -> tuple[Node, ...]:
@@ -47,6 +50,9 @@ class _Lowering:
 
     def chain(self, chain: Chain, prefix: str, source: str, env: dict) -> str:
         """Lower the steps one after another from `source`; return the last node's name."""
+        if prefix.count(".") > MAX_DEPTH:
+            raise ArchDSLError(f"the network nests more than {MAX_DEPTH} scopes deep (groups, "
+                               f"repeats and definitions)", chain.span)
         items = []  # (base name, step, role): role is "step", "branch" or "merge"
         for step in chain.steps:
             if isinstance(step, Parallel):
@@ -164,8 +170,14 @@ def evaluate(value, env: dict):
     left, right = (operands + [None])[:2]
     if value.operator == "//" and right == 0:
         raise ArgumentError("division by zero", value.span)
-    return {"+": lambda: left + right, "-": lambda: left - right, "*": lambda: left * right,
-            "//": lambda: left // right, "neg": lambda: -left}[value.operator]()
+    result = {"+": lambda: left + right, "-": lambda: left - right, "*": lambda: left * right,
+              "//": lambda: left // right, "neg": lambda: -left}[value.operator]()
+    if isinstance(result, float) and not math.isfinite(result):
+        raise ArgumentError("the result is beyond a float's range (about 1.8e308)", value.span)
+    if isinstance(result, int) and abs(result) >= MAX_INTEGER:
+        raise ArgumentError(f"the result is too large: {len(str(abs(result)))} digits, at most "
+                            f"{len(str(MAX_INTEGER)) - 1}", value.span)
+    return result
 
 
 def _scope_names(items, prefix: str) -> list[str]:

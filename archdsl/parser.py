@@ -6,6 +6,7 @@ import contextlib
 import functools
 import hashlib
 import keyword
+import math
 import os
 import re
 import stat
@@ -15,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 import lark
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
 from .errors import ArchDSLError, Span, SpecFileError, SpecSyntaxError
@@ -26,6 +27,9 @@ from .layers.arguments import suggest
 from .syntax_errors import check_nesting, syntax_error
 
 MAX_DIGITS = 18  # integers beyond this are no real size, and would trip Python's int/str limits
+MAX_SPEC_BYTES = 1_000_000  # a spec is text a person writes; more is a mistake or an attack
+MAX_EXPRESSION_DEPTH = 100  # operators within one argument; deeper exhausts the recursion
+MAX_ITEMS = 100  # arguments of a call, parameters of a definition, values of a tuple
 
 
 @functools.cache
@@ -111,6 +115,10 @@ def _save_cache(parser: Lark, path: Path, key: bytes) -> None:
 
 def parse(text: str, filename: str = "<spec>") -> Spec:
     """Parse spec text. Raises an ArchDSLError subclass, with a span, on any bad input."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecFileError(f"spec is too large: more than {MAX_SPEC_BYTES:,} bytes")
+    # Old Mac line endings (a CR alone) end lines as CRLF and LF do; offsets stay the same.
+    text = re.sub(r"\r(?!\n)", "\n", text)
     # A byte-order mark becomes a space, so that every column stays where it is.
     source = " " + text[1:] if text.startswith("\ufeff") else text
     if not re.sub(r"#[^\n]*", "", source).strip():
@@ -119,6 +127,7 @@ def parse(text: str, filename: str = "<spec>") -> Spec:
     check_nesting(text)
     try:
         tree = _parser().parse(source)
+        _check_depth(tree)
         return _ToSpec(text, filename).transform(tree)
     except UnexpectedInput as error:
         raise syntax_error(error, text, _parser()) from None
@@ -128,22 +137,60 @@ def parse(text: str, filename: str = "<spec>") -> Spec:
         raise
 
 
+_ARITHMETIC = {"add", "subtract", "multiply", "floordiv", "negate"}
+
+
+def _check_depth(tree) -> None:
+    """Refuse arithmetic nested deeper than MAX_EXPRESSION_DEPTH (`1+1+…+1`, `- - -1`), before
+    the recursive transformer meets it. Brackets are bounded already (check_nesting)."""
+    pending = [(tree, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if not isinstance(node, Tree):
+            continue
+        if node.data in _ARITHMETIC:
+            depth += 1
+            if depth > MAX_EXPRESSION_DEPTH:
+                raise SpecSyntaxError(f"expression is nested too deeply: more than "
+                                      f"{MAX_EXPRESSION_DEPTH} operators", Span.of(node.meta),
+                                      hint="compute the value and write it as one number")
+        pending += [(child, depth) for child in node.children]
+
+
+def _at_most(items, what: str, span: Span) -> None:
+    if len(items) > MAX_ITEMS:
+        raise SpecSyntaxError(f"too many {what}: {len(items):,}, at most {MAX_ITEMS}", span)
+
+
 def read_spec(path: str) -> Spec:
     """Read and parse a spec file."""
     return parse(read_text(path), path)
 
 
 def read_text(path: str) -> str:
-    """A spec file's text; missing, unreadable and non-UTF-8 files raise SpecFileError."""
+    """A spec file's text; missing, unreadable, too large and non-UTF-8 files raise
+    SpecFileError. `-` reads standard input."""
     try:
-        data = open(path, "rb").read()
+        if path == "-":
+            if sys.stdin is None:
+                raise SpecFileError("cannot read the spec from standard input: it is closed")
+            return decode(read_bounded(sys.stdin.buffer))
+        with open(path, "rb") as handle:
+            return decode(read_bounded(handle))
     except FileNotFoundError:
         raise SpecFileError("spec file does not exist") from None
     except IsADirectoryError:
         raise SpecFileError("spec path is a directory, not a file") from None
     except OSError as error:
         raise SpecFileError(f"cannot read spec file: {error.strerror}") from None
-    return decode(data)
+
+
+def read_bounded(handle) -> bytes:
+    """At most MAX_SPEC_BYTES: a larger file (or /dev/zero) is refused, not read to the end."""
+    data = handle.read(MAX_SPEC_BYTES + 1)
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecFileError(f"spec is too large: more than {MAX_SPEC_BYTES:,} bytes")
+    return data
 
 
 def decode(data: bytes) -> str:
@@ -160,6 +207,10 @@ def decode(data: bytes) -> str:
         bad.source = data.decode("utf-8", "replace")
         raise bad from None
     return text
+
+
+def _shortened(word: str) -> str:
+    return word if len(word) <= 24 else word[:20] + "…"
 
 
 def _integer(token: Token) -> int:
@@ -196,6 +247,7 @@ class _ToSpec(Transformer):
 
     def definition(self, meta, children):
         name, *parameters, body = children
+        _at_most(parameters, "parameters", Span.of(name))
         defaulted = False
         for parameter in parameters:
             if defaulted and not parameter.has_default:
@@ -259,6 +311,7 @@ class _ToSpec(Transformer):
 
     def call(self, meta, children):
         name, *arguments = children
+        _at_most(arguments, "arguments", Span.of(name))
         return Call(str(name), tuple(arguments), Span.of(meta), Span.of(name))
 
     def positional(self, meta, children):
@@ -272,7 +325,11 @@ class _ToSpec(Transformer):
         return _integer(children[0])
 
     def real(self, meta, children):
-        return float(children[0])
+        value = float(children[0])
+        if not math.isfinite(value):
+            raise ArchDSLError(f"number is too large: {_shortened(children[0])} is beyond a "
+                               f"float's range (about 1.8e308)", Span.of(children[0]))
+        return value
 
     def symbol(self, meta, children):
         word = str(children[0])
@@ -282,6 +339,7 @@ class _ToSpec(Transformer):
         return str(children[0])[1:-1]
 
     def tuple(self, meta, children):
+        _at_most(children, "values in a tuple", Span.of(meta))
         return tuple(children)
 
     def add(self, meta, children):
