@@ -13,14 +13,21 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from .errors import RunError
+
 PRIVATE = 0o600  # run files and weights: the user's alone
 
 
 def replace_file(path: Path, write: Callable[[BinaryIO], None], mode: int = PRIVATE) -> None:
-    """Write `path` through `write(handle)` into a new file of permissions `mode`, then rename."""
+    """Write `path` through `write(handle)` into a new file of permissions `mode`, then rename.
+    A failure (a full disk, a folder that cannot be written) is a RunError; `path` is then as
+    it was."""
     path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                             suffix=".tmp")
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                                 suffix=".tmp")
+    except OSError as error:
+        raise _cannot_write(path, error) from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
             write(handle)
@@ -28,10 +35,17 @@ def replace_file(path: Path, write: Callable[[BinaryIO], None], mode: int = PRIV
             os.fsync(handle.fileno())
         os.chmod(temporary, mode)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise _cannot_write(path, error) from None
         raise
+
+
+def _cannot_write(path: Path, error: OSError) -> RunError:
+    return RunError(f"cannot write {path}: {error.strerror or error}",
+                    hint=f"{path.name} is as it was before; free space or choose another place")
 
 
 def write_bytes(path: Path, data: bytes, mode: int = PRIVATE) -> None:

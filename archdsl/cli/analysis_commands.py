@@ -139,7 +139,7 @@ def format_command(
                if formatted != text]
     if write:
         for spec, _, _, formatted in changed:
-            write_atomically(Path(spec), formatted)
+            run_or_exit(write_atomically, Path(spec), formatted)
             typer.echo(f"reformatted {spec}")
         return
     if not check_only:

@@ -21,13 +21,27 @@ def save_atomically(state: dict, path: Path) -> None:
 def load(path: Path) -> dict:
     """A checkpoint's state, or a RunError (never a traceback) for a file that is not one."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict):
+            raise pickle.UnpicklingError("not a dict")
+        return state
     except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as err:
         reason = "not a checkpoint of tensors" if isinstance(err, pickle.UnpicklingError) \
             else (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise RunError(f"cannot read checkpoint {path}: {reason}",
                        hint="it may be incomplete or damaged; checkpoints are written by "
                             "`archdsl train` as last.pt and best.pt") from None
+
+
+RESUMABLE = ("model", "optimizer", "epoch", "history", "best", "stale", "rng")
+
+
+def check_resumable(state: dict, path: Path) -> None:
+    """A run's last.pt holds all that resuming needs; a bare state_dict or a pruned file not."""
+    missing = [key for key in RESUMABLE if key not in state]
+    if missing:
+        raise RunError(f"cannot resume from {path}: it holds no {', '.join(missing)}",
+                       hint="only a run's own last.pt can be resumed; start a new run")
 
 
 def rng_state() -> dict:
@@ -57,8 +71,12 @@ def restore_rng_of_rank(state: dict, world, config) -> None:
 
 def load_model(model, state: dict, path: Path) -> None:
     """The checkpoint's weights, or a RunError when they belong to a different network."""
+    weights = state.get("model", state)  # a run's checkpoint, or a bare state_dict
+    if not isinstance(weights, dict):
+        raise RunError(f"{path} holds no model weights",
+                       hint="give a run's best.pt or last.pt, or a saved state_dict")
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(weights)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[1:2] or [str(err)]
         raise RunError(f"{path} does not fit this spec: {first[0].strip()}",

@@ -13,6 +13,8 @@ from ..layers.arguments import bind_arguments, Min, PositiveInt, Probability
 PositiveFloat = Annotated[float, Min(1e-300), "a positive number"]
 NonNegativeFloat = Annotated[float, Min(0.0), "a non-negative number"]
 NonNegativeInt = Annotated[int, Min(0), "a non-negative integer"]
+MAX_SEED = 2 ** 32 - 1  # torch takes 64 bits; each epoch's seed is derived from it by arithmetic
+Seed = Annotated[int, Min(0, MAX_SEED), f"an integer from 0 to {MAX_SEED}"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class TrainConfig:
     device: str = "auto"
     amp: Literal["off", "bf16", "fp16"] = "off"
     compile: bool = False
-    seed: int = 0
+    seed: Seed = 0
 
     @classmethod
     def from_spec(cls, spec) -> "TrainConfig":
@@ -73,6 +75,13 @@ def resumed_config(run_dir: Path, overrides: dict) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     if not (Path(run_dir) / "last.pt").exists():
         raise RunError(f"cannot resume {run_dir}: it has no last.pt (no epoch was completed)")
-    saved = json.loads(path.read_text())
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        reason = f"cannot be read: {error.strerror}" if isinstance(error, OSError) else \
+            f"is not JSON: {error}"
+        raise RunError(f"cannot resume {run_dir}: {path.name} {reason}") from None
+    if not isinstance(saved, dict):
+        raise RunError(f"cannot resume {run_dir}: {path.name} holds no settings")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in saved.items() if k in known}).replace(**overrides)

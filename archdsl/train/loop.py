@@ -80,6 +80,10 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, echo, wo
                                num_classes=num_classes)
     check_fits(analysis.input, analysis.output, dataset)
     train_indices, val_indices = split_indices(len(dataset.train), config)
+    if train_indices is not None and not len(train_indices):
+        raise RunError(f"no examples are left to train on: --val-split {config.val_split:g} "
+                       f"holds out all {len(val_indices)} of --subset {config.subset}",
+                       hint="raise --subset or lower --val-split")
     channels_last = device.type == "cuda" and len(analysis.input) == 3
     train_batches = make_batches(dataset.train, train_indices, device, channels_last)
     val_batches = make_batches(dataset.train, val_indices, device, channels_last) \
@@ -98,10 +102,15 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, echo, wo
     autocast = autocast_factory(config.amp, device)
 
     if world.main:
-        out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunError(f"cannot make the run directory {out_dir}: "
+                           f"{error.strerror or error}", hint="choose another --out") from None
     history, best, stale, start = [], math.inf, 0, 1
     if resume:
         state = checkpoint.load(out_dir / "last.pt")
+        checkpoint.check_resumable(state, out_dir / "last.pt")
         checkpoint.load_model(model, state, out_dir / "last.pt")
         checkpoint.check_schedule(state, config, scheduler, out_dir)
         optimizer.load_state_dict(state["optimizer"])
