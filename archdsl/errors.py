@@ -123,7 +123,8 @@ class RunError(ArchDSLError):
     def render(self, text: str | None = None, filename: str = "<spec>") -> str:
         if self.span is not None:
             return super().render(text, filename)
-        return f"error: {self.message}" + (f"\nhint: {self.hint}" if self.hint else "")
+        return f"error: {printable(self.message)}" + \
+            (f"\nhint: {printable(self.hint)}" if self.hint else "")
 
 
 class SpecFileError(ArchDSLError):

@@ -266,6 +266,9 @@ HOSTILE = {
                                      "number is too large: 1e309"),
     "a float product beyond range": ("input 8\nLeakyReLU(1e300*1e300)", 2, 11,
                                      "the result is beyond a float's range"),
+    "an output beyond 10^18 elements": ("input 1x8x8\nUpsample(999999999)*300", 2, 1,
+                                        "the output is too large: more than "
+                                        "1,000,000,000,000,000,000 elements"),
     "channels past the literal limit": ("input 1x8x8\nConv(999999999*999999999*999999, 3)", 2,
                                         6, "the result is too large: 24 digits, at most 18"),
 }
