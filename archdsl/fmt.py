@@ -22,7 +22,7 @@ from pathlib import Path
 from lark import Token, Tree
 
 from .files import replace_file
-from .parser import _parser, parse
+from .parser import _parser, lone_cr_as_lf, parse
 
 WIDTH = 100
 CONTINUATION = "  -> "
@@ -40,6 +40,7 @@ def format_spec(text: str, filename: str = "<spec>") -> str:
     """The canonical form of spec text, ending in one newline. Bad input raises the same
     ArchDSLError as parse(); the result parses to a spec that analyzes identically."""
     parse(text, filename)  # every error, with its position, as check reports it
+    text = lone_cr_as_lf(text)
     source = " " + text[1:] if text.startswith("\ufeff") else text
     tree = _parser().parse(source)
     *declarations, chain = tree.children

@@ -113,12 +113,16 @@ def _save_cache(parser: Lark, path: Path, key: bytes) -> None:
             os.unlink(temporary)
 
 
+def lone_cr_as_lf(text: str) -> str:
+    """Old Mac line endings (a CR alone) end lines as CRLF and LF do; offsets stay the same."""
+    return re.sub(r"\r(?!\n)", "\n", text)
+
+
 def parse(text: str, filename: str = "<spec>") -> Spec:
     """Parse spec text. Raises an ArchDSLError subclass, with a span, on any bad input."""
     if len(text) > MAX_SPEC_BYTES:
         raise SpecFileError(f"spec is too large: more than {MAX_SPEC_BYTES:,} bytes")
-    # Old Mac line endings (a CR alone) end lines as CRLF and LF do; offsets stay the same.
-    text = re.sub(r"\r(?!\n)", "\n", text)
+    text = lone_cr_as_lf(text)
     # A byte-order mark becomes a space, so that every column stays where it is.
     source = " " + text[1:] if text.startswith("\ufeff") else text
     if not re.sub(r"#[^\n]*", "", source).strip():

@@ -314,3 +314,8 @@ def test_fmt_write_never_writes_through_a_link_planted_beside_the_spec(tmp_path)
     assert result.exit_code == 0, result.output
     assert victim.read_text() == "precious\n"
     assert spec.read_text() == "input 1x28x28\nConv(16, 3, p=1)\n  -> ReLU\n"
+
+
+def test_cr_only_line_endings_are_formatted_as_lines():
+    assert format_spec("input 1x8x8\r# c\rFlatten -> Linear(10)\r") == \
+        "input 1x8x8\n# c\nFlatten\n  -> Linear(10)\n"
