@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .errors import ArchDSLError, ArchDSLWarning, InputShapeError, START, call_site
-from .ir import INPUT, Node, Spec, parse_shape
+from .errors import ArchDSLError, ArchDSLWarning, InputShapeError, ShapeError, START, call_site
+from .ir import INPUT, MAX_ELEMENTS, Node, Spec, parse_shape
 from .lowering import lower
 from .layers import Shape
 
@@ -156,6 +156,8 @@ def _analyze_node(node: Node, shapes, fields) -> Row:
     inputs = tuple(shapes[source] for source in node.inputs)
     layer = node.layer
     out = layer.output_shape(*inputs)
+    if math.prod(out) > MAX_ELEMENTS:  # as the input: beyond this no count is a real size
+        raise ShapeError(f"the output is too large: more than {MAX_ELEMENTS:,} elements")
     parameters = layer.parameter_shapes(*inputs)
     buffers = layer.buffer_shapes(*inputs)
     counts = {name: math.prod(s) for name, s in parameters.items()}

@@ -8,6 +8,7 @@ bool, str, None, or a tuple of those.
 from __future__ import annotations
 
 import dataclasses
+import math
 from decimal import Decimal
 
 from .errors import ArgumentError
@@ -15,6 +16,8 @@ from .ir import Argument, Definition, Name, Operation
 from .layers.arguments import is_plain
 
 __all__ = ["is_plain", "resolve", "resolve_arguments", "definition_values"]
+
+MAX_INTEGER = 10 ** 18  # as a literal's MAX_DIGITS: arithmetic cannot reach beyond what is written
 
 
 def resolve(value, env: dict | None = None):
@@ -64,5 +67,11 @@ def _compute(operation: Operation, env: dict):
     left, right = (operands + [None])[:2]
     if operation.operator == "//" and right == 0:
         raise ArgumentError("division by zero", operation.span)
-    return {"+": lambda: left + right, "-": lambda: left - right, "*": lambda: left * right,
-            "//": lambda: left // right, "neg": lambda: -left}[operation.operator]()
+    result = {"+": lambda: left + right, "-": lambda: left - right, "*": lambda: left * right,
+              "//": lambda: left // right, "neg": lambda: -left}[operation.operator]()
+    if isinstance(result, float) and not math.isfinite(result):
+        raise ArgumentError("the result is beyond a float's range (about 1.8e308)", operation.span)
+    if isinstance(result, int) and abs(result) >= MAX_INTEGER:
+        raise ArgumentError(f"the result is too large: {len(str(abs(result)))} digits, at most "
+                            f"{len(str(MAX_INTEGER)) - 1}", operation.span)
+    return result

@@ -43,6 +43,9 @@ def parse_baseline(text: str) -> tuple[int, ...]:
             from None
     if any(w < 1 for w in hidden):
         raise ValueError(f"hidden widths must be positive, got {widths!r}")
+    from .parser import MAX_DIGITS
+    if any(len(str(w)) > MAX_DIGITS for w in hidden):
+        raise ValueError(f"hidden widths must have at most {MAX_DIGITS} digits, got {widths!r}")
     return hidden
 
 

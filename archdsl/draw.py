@@ -91,6 +91,9 @@ def output_format(path: Path, given: str | None = None) -> str:
 def draw(analysis: Analysis, path: Path, fmt: str | None = None) -> Path:
     """Write the diagram to `path`: DOT source as it is, other formats rendered by `dot`."""
     fmt = output_format(path, fmt)
+    if path.is_dir():
+        raise RunError(f"{path} is a directory; -o names the file to write",
+                       hint=f"write into it with -o {path / 'net'}.{fmt}")
     graph = diagram(analysis)
     if fmt == "png":
         graph.attr(dpi="144")  # sharp text; SVG and PDF scale by themselves
@@ -105,6 +108,9 @@ def draw(analysis: Analysis, path: Path, fmt: str | None = None) -> Path:
         except graphviz.CalledProcessError as error:
             detail = (error.stderr or b"").decode(errors="replace").strip()
             raise RunError(f"Graphviz's dot failed: {detail or error}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as error:
+        raise RunError(f"cannot write {path}: {error.strerror or error}") from None
     return path

@@ -1,6 +1,7 @@
 """Every error archdsl raises on bad input: one base class, each carrying a source span."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -61,25 +62,23 @@ class ArchDSLError(Exception):
 
     def render(self, text: str | None, filename: str = "<spec>") -> str:
         span = self.span or START
-        head = f"{filename}:{span.line}:{span.column}: {self.label}{self.message}"
+        head = f"{printable(filename)}:{span.line}:{span.column}: {self.label}" \
+               f"{printable(self.message)}"
         lines = [head]
         text = self.source if text is None else text
         if text is not None:
             # Spans count from after a byte-order mark (the parser drops it), and so does the echo.
             text = text.removeprefix("\ufeff")
-            # Lines end at "\n" only, as lark counts them (splitlines() also splits at \f, \u2028…).
-            source_lines = text.split("\n")
+            # Lines end at LF, CRLF or a CR alone, as the parser counts them (splitlines() also
+            # splits at \f, \u2028…).
+            source_lines = re.split(r"\r\n|\r|\n", text)
             if span.line <= len(source_lines):
-                source_line = source_lines[span.line - 1].rstrip("\r")
-                width = (span.end_column - span.column) if span.end_line == span.line else \
-                    len(source_line) - span.column + 1
-                # The line's tabs stay in the caret's indent, to keep the caret under its column.
-                indent = "".join(c if c == "\t" else " " for c in source_line[:span.column - 1])
-                lines.append(f"  {source_line}")
-                lines.append(f"  {indent.ljust(span.column - 1)}" + "^" * max(1, width))
-        lines += [f"note: {note}" for note in self.notes]
+                lines += _excerpt(source_lines[span.line - 1], span)
+        notes = self.notes if len(self.notes) <= MAX_NOTES else self.notes[:MAX_NOTES - 2] + \
+            [f"… {len(self.notes) - MAX_NOTES + 1} more"] + self.notes[-1:]
+        lines += [f"note: {printable(note)}" for note in notes]
         if self.hint:
-            lines.append(f"hint: {self.hint}")
+            lines.append(f"hint: {printable(self.hint)}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -98,7 +97,43 @@ class ArchDSLWarning(ArchDSLError):
     def render(self, text: str | None = None, filename: str = "<spec>") -> str:
         if self.span is not None:
             return super().render(text, filename)
-        return f"warning: {self.message}" + (f"\nhint: {self.hint}" if self.hint else "")
+        return f"warning: {printable(self.message)}" + \
+            (f"\nhint: {printable(self.hint)}" if self.hint else "")
+
+
+MAX_NOTES = 10  # a chain of 100 definition calls needs no 100 lines to say where it came from
+SHOWN_COLUMNS = 200  # of a longer line, the part around the caret
+
+
+def printable(text: str) -> str:
+    """Control and format characters (escape sequences, bidirectional overrides) escaped, so
+    that a spec's text cannot drive the terminal; tabs stay, for the caret's alignment."""
+    return _UNPRINTABLE.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+
+
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f"
+                          "\u2028-\u202e\u2060-\u206f\ufff9-\ufffb]")
+
+
+def _excerpt(line: str, span: Span) -> list[str]:
+    """The line, escaped, and a caret under the span; of a long line, a window around it."""
+    line = line.rstrip("\r")
+    at = span.column - 1
+    width = max(1, (span.end_column - span.column) if span.end_line == span.line else
+                len(line) - at)
+    before = printable(line[:at]) + " " * max(0, at - len(line))
+    marked, after = printable(line[at:at + width]), printable(line[at + width:])
+    full = before + marked + after
+    shown, lead, carets = full, before, max(1, len(marked))
+    if len(full) > SHOWN_COLUMNS:
+        start = max(0, len(before) - SHOWN_COLUMNS // 2)
+        end = start + SHOWN_COLUMNS
+        ellipsis = "…" if start else ""
+        shown = ellipsis + full[start:end] + ("…" if end < len(full) else "")
+        lead, carets = ellipsis + before[start:], max(1, min(carets, end - len(before)))
+    # The line's tabs stay in the caret's indent, to keep the caret under its column.
+    indent = "".join(c if c == "\t" else " " for c in lead)
+    return [f"  {shown}", f"  {indent}" + "^" * carets]
 
 
 class RunError(ArchDSLError):
@@ -109,7 +144,8 @@ class RunError(ArchDSLError):
     def render(self, text: str | None = None, filename: str = "<spec>") -> str:
         if self.span is not None:
             return super().render(text, filename)
-        return f"error: {self.message}" + (f"\nhint: {self.hint}" if self.hint else "")
+        return f"error: {printable(self.message)}" + \
+            (f"\nhint: {printable(self.hint)}" if self.hint else "")
 
 
 class SpecFileError(ArchDSLError):

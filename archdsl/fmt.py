@@ -14,15 +14,15 @@ that spans several lines moves above it.
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lark import Token, Tree
 
-from .parser import _parser, parse
+from .files import replace_file
+from .parser import _parser, lone_cr_as_lf, parse
 
 WIDTH = 100
 CONTINUATION = "  -> "
@@ -40,6 +40,7 @@ def format_spec(text: str, filename: str = "<spec>") -> str:
     """The canonical form of spec text, ending in one newline. Bad input raises the same
     ArchDSLError as parse(); the result parses to a spec that analyzes identically."""
     parse(text, filename)  # every error, with its position, as check reports it
+    text = lone_cr_as_lf(text)
     source = " " + text[1:] if text.startswith("\ufeff") else text
     tree = _parser().parse(source)
     *declarations, chain = tree.children
@@ -72,17 +73,12 @@ def in_file_style(formatted: str, original: str) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace a file's text through a temporary file and a rename, keeping its permissions: an
-    interrupted write never leaves half a spec. A link is followed, so it stays a link."""
+    """Replace a file's text through a fresh temporary file and a rename, keeping its
+    permissions: an interrupted write never leaves half a spec. A link at `path` is followed, so
+    it stays a link; nothing planted beside the spec is written through."""
     target = path.resolve()
-    temporary = target.with_name(f".{target.name}.fmt.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        shutil.copymode(target, temporary)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+    replace_file(target, lambda handle: handle.write(text.encode("utf-8")),
+                 stat.S_IMODE(target.stat().st_mode))
 
 
 @dataclass

@@ -69,6 +69,7 @@ class Named:
     body: Union[Call, Group, Repeat]
     name: str
     span: Span
+    name_span: Span | None = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from .layers import bind_layer, layer_class, layer_names, torch_order
 from .layers.arguments import bind_arguments, suggest
 
 MAX_LAYERS = 10_000  # beyond this, lowering would take minutes, then memory
+MAX_DEPTH = 100  # nested scopes (groups, repeats, definitions); deeper exhausts the recursion
 
 
 def lower(spec: Spec) -> tuple[Node, ...]:
@@ -48,6 +49,9 @@ class _Lowering:
 
     def chain(self, chain: Chain, prefix: str, source: str, env: dict) -> str:
         """Lower the steps one after another from `source`; return the last node's name."""
+        if prefix.count(".") > MAX_DEPTH:
+            raise ArchDSLError(f"the network nests more than {MAX_DEPTH} scopes deep (groups, "
+                               f"repeats and definitions)", chain.span)
         items = []  # (base name, step, role): role is "step", "branch" or "merge"
         for step in chain.steps:
             if isinstance(step, Parallel):
@@ -57,11 +61,10 @@ class _Lowering:
                 items += [(_base_name(step.body), step.body, "step")] * self.count(step, env)
             else:
                 items.append((_base_name(step), step, "step"))
-        totals, seen = Counter(base for base, _, _ in items), Counter()
+        names = _scope_names(items, prefix)
         current, branch_outputs = source, []
-        for base, step, role in items:
-            seen[base] += 1
-            name = prefix + (base if totals[base] == 1 else f"{base}{seen[base]}")
+        for (_, step, role), name in zip(items, names):
+            name = prefix + name
             if role == "branch":
                 branch_outputs.append(self.step(step, name, current, env))
             elif role == "merge":
@@ -147,6 +150,41 @@ def _schema(name: str, parameters: tuple[Parameter, ...]) -> tuple[type, str]:
         for p in parameters])
     usage = f"{name}(" + ", ".join(p.name + ("=…" if p.has_default else "") for p in parameters)
     return schema, usage + ")"
+
+
+def _scope_names(items, prefix: str) -> list[str]:
+    """The names of one scope's steps. A user's `as` name is kept as written and must be unique
+    in its scope; a generated name is numbered (`conv1`, `conv2`) past every name the user took,
+    so that no two rows, and no row and the network's input, ever share a name."""
+    taken: dict[str, Span] = {}
+    if not prefix:
+        taken[INPUT] = None
+    for step in {id(step): step for _, step, _ in items}.values():
+        if not isinstance(step, Named):
+            continue
+        if step.name == INPUT and not prefix:
+            raise ArchDSLError(f"{INPUT!r} names the network's input; choose another name",
+                               step.name_span)
+        if step.name in taken:
+            error = ArchDSLError(f"the name {step.name!r} is used twice in this scope",
+                                 step.name_span, hint="give each result its own name")
+            first = taken[step.name]
+            error.notes.append(f"first used at {first.line}:{first.column}")
+            raise error
+        taken[step.name] = step.name_span
+    generated = Counter(base for base, step, _ in items if not isinstance(step, Named))
+    bare = {base for base, count in generated.items() if count == 1 and base not in taken}
+    taken.update(dict.fromkeys(bare))
+    seen, names = Counter(), []
+    for base, step, _ in items:
+        if isinstance(step, Named) or base in bare:
+            names.append(base)
+            continue
+        seen[base] += 1
+        while f"{base}{seen[base]}" in taken:
+            seen[base] += 1
+        names.append(f"{base}{seen[base]}")
+    return names
 
 
 def _base_name(step: Step, group_word: str = "block") -> str:

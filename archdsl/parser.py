@@ -2,13 +2,21 @@
 builds the IR with every node's source span. lark's errors become archdsl's (syntax_errors)."""
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import keyword
+import math
 import os
 import re
+import stat
+import sys
+import tempfile
+from importlib import resources
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+import lark
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
 from .errors import ArchDSLError, Span, SpecFileError, SpecSyntaxError
@@ -19,31 +27,102 @@ from .layers.arguments import suggest
 from .syntax_errors import check_nesting, syntax_error
 
 MAX_DIGITS = 18  # integers beyond this are no real size, and would trip Python's int/str limits
+MAX_SPEC_BYTES = 1_000_000  # a spec is text a person writes; more is a mistake or an attack
+MAX_EXPRESSION_DEPTH = 100  # operators within one argument; deeper exhausts the recursion
+MAX_ITEMS = 100  # arguments of a call, parameters of a definition, values of a tuple
 
 
 @functools.cache
 def _parser() -> Lark:
-    # Building the LALR tables costs more than parsing a ResNet-50 spec, in every process; lark
-    # keeps them in a cache file that it checks against the grammar, lark and Python versions.
-    return Lark.open_from_package("archdsl.grammars", "archdsl.lark", ("",), parser="lalr",
-                                  propagate_positions=True, maybe_placeholders=False,
-                                  cache=_cache_file() or False)
+    # Building the LALR tables costs more than parsing a ResNet-50 spec, in every process; they
+    # are kept in a cache file, keyed by the grammar, lark's and Python's versions.
+    folder = _cache_folder()
+    path = folder / "parser.lark-cache" if folder else None
+    key = _cache_key()
+    parser = _load_cache(path, key) if path else None
+    if parser is None:
+        parser = Lark.open_from_package("archdsl.grammars", "archdsl.lark", ("",), parser="lalr",
+                                        propagate_positions=True, maybe_placeholders=False)
+        if path:
+            _save_cache(parser, path, key)
+    return parser
 
 
 def _cache_file() -> str | None:
-    """Where lark keeps the built parser: in the user's cache directory, not lark's default of
-    a predictable name in the shared temporary directory (the cache is a pickle). None where
-    that directory cannot be made; lark then builds the parser each time."""
+    """Where the built parser is kept, or None where no safe place can be had."""
+    folder = _cache_folder()
+    return str(folder / "parser.lark-cache") if folder else None
+
+
+def _cache_folder() -> Path | None:
+    """The user's cache directory for archdsl, not a predictable name in the shared temporary
+    directory: the cache is a pickle, and unpickling runs code. Trusted only if it is a real
+    directory (no link) that the current user owns and no one else may write; else None, and
+    the parser is built each time."""
     try:
         folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "archdsl"
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        status = os.lstat(folder)
     except (OSError, RuntimeError):  # RuntimeError: no home directory to be found
         return None
-    return str(folder / "parser.lark-cache")
+    return folder if _private(status) and stat.S_ISDIR(status.st_mode) else None
+
+
+def _private(status: os.stat_result) -> bool:
+    return status.st_uid == os.getuid() and not status.st_mode & 0o022
+
+
+def _cache_key() -> bytes:
+    grammar = (resources.files("archdsl.grammars") / "archdsl.lark").read_bytes()
+    identity = b"\0".join([grammar, lark.__version__.encode(), sys.version.encode()])
+    return hashlib.sha256(identity).hexdigest().encode() + b"\n"
+
+
+def _load_cache(path: Path, key: bytes) -> Lark | None:
+    """The cached parser, if the file is a regular file (a link is not followed) of the current
+    user's that no one else may write, and was built for this grammar; else None."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as file:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode) or not _private(status) or file.readline() != key:
+            return None
+        try:
+            return Lark.load(file)
+        except Exception:  # a damaged or truncated file: build the parser again
+            return None
+
+
+def _save_cache(parser: Lark, path: Path, key: bytes) -> None:
+    """Write the cache under a fresh private name in the same directory, then rename it into
+    place: a reader never sees half a file, and no planted name is written through."""
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".parser.",
+                                                 suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(key)
+            parser.save(file)
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+
+
+def lone_cr_as_lf(text: str) -> str:
+    """Old Mac line endings (a CR alone) end lines as CRLF and LF do; offsets stay the same."""
+    return re.sub(r"\r(?!\n)", "\n", text)
 
 
 def parse(text: str, filename: str = "<spec>") -> Spec:
     """Parse spec text. Raises an ArchDSLError subclass, with a span, on any bad input."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecFileError(f"spec is too large: more than {MAX_SPEC_BYTES:,} bytes")
+    text = lone_cr_as_lf(text)
     # A byte-order mark is no part of the text: columns on line 1 count from after it, and
     # ArchDSLError.render drops it from the line it shows.
     text = text.removeprefix("\ufeff")
@@ -53,6 +132,7 @@ def parse(text: str, filename: str = "<spec>") -> Spec:
     check_nesting(text)
     try:
         tree = _parser().parse(text)
+        _check_depth(tree)
         return _ToSpec(text, filename).transform(tree)
     except UnexpectedInput as error:
         raise syntax_error(error, text, _parser()) from None
@@ -62,22 +142,60 @@ def parse(text: str, filename: str = "<spec>") -> Spec:
         raise
 
 
+_ARITHMETIC = {"add", "subtract", "multiply", "floordiv", "negate"}
+
+
+def _check_depth(tree) -> None:
+    """Refuse arithmetic nested deeper than MAX_EXPRESSION_DEPTH (`1+1+…+1`, `- - -1`), before
+    the recursive transformer meets it. Brackets are bounded already (check_nesting)."""
+    pending = [(tree, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if not isinstance(node, Tree):
+            continue
+        if node.data in _ARITHMETIC:
+            depth += 1
+            if depth > MAX_EXPRESSION_DEPTH:
+                raise SpecSyntaxError(f"expression is nested too deeply: more than "
+                                      f"{MAX_EXPRESSION_DEPTH} operators", Span.of(node.meta),
+                                      hint="compute the value and write it as one number")
+        pending += [(child, depth) for child in node.children]
+
+
+def _at_most(items, what: str, span: Span) -> None:
+    if len(items) > MAX_ITEMS:
+        raise SpecSyntaxError(f"too many {what}: {len(items):,}, at most {MAX_ITEMS}", span)
+
+
 def read_spec(path: str) -> Spec:
     """Read and parse a spec file."""
     return parse(read_text(path), path)
 
 
 def read_text(path: str) -> str:
-    """A spec file's text; missing, unreadable and non-UTF-8 files raise SpecFileError."""
+    """A spec file's text; missing, unreadable, too large and non-UTF-8 files raise
+    SpecFileError. `-` reads standard input."""
     try:
-        data = open(path, "rb").read()
+        if path == "-":
+            if sys.stdin is None:
+                raise SpecFileError("cannot read the spec from standard input: it is closed")
+            return decode(read_bounded(sys.stdin.buffer))
+        with open(path, "rb") as handle:
+            return decode(read_bounded(handle))
     except FileNotFoundError:
         raise SpecFileError("spec file does not exist") from None
     except IsADirectoryError:
         raise SpecFileError("spec path is a directory, not a file") from None
     except OSError as error:
         raise SpecFileError(f"cannot read spec file: {error.strerror}") from None
-    return decode(data)
+
+
+def read_bounded(handle) -> bytes:
+    """At most MAX_SPEC_BYTES: a larger file (or /dev/zero) is refused, not read to the end."""
+    data = handle.read(MAX_SPEC_BYTES + 1)
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecFileError(f"spec is too large: more than {MAX_SPEC_BYTES:,} bytes")
+    return data
 
 
 def decode(data: bytes) -> str:
@@ -94,6 +212,10 @@ def decode(data: bytes) -> str:
         bad.source = data.decode("utf-8", "replace")
         raise bad from None
     return text
+
+
+def _shortened(word: str) -> str:
+    return word if len(word) <= 24 else word[:20] + "…"
 
 
 def _integer(token: Token) -> int:
@@ -130,6 +252,7 @@ class _ToSpec(Transformer):
 
     def definition(self, meta, children):
         name, *parameters, body = children
+        _at_most(parameters, "parameters", Span.of(name))
         defaulted = False
         for parameter in parameters:
             if defaulted and not parameter.has_default:
@@ -159,7 +282,7 @@ class _ToSpec(Transformer):
 
     def named(self, meta, children):
         body, name = children
-        return Named(body, str(name), Span.of(meta))
+        return Named(body, str(name), Span.of(meta), Span.of(name))
 
     def input_decl(self, meta, children):
         (token,) = children
@@ -193,6 +316,7 @@ class _ToSpec(Transformer):
 
     def call(self, meta, children):
         name, *arguments = children
+        _at_most(arguments, "arguments", Span.of(name))
         return Call(str(name), tuple(arguments), Span.of(meta), Span.of(name))
 
     def positional(self, meta, children):
@@ -206,7 +330,11 @@ class _ToSpec(Transformer):
         return _integer(children[0])
 
     def real(self, meta, children):
-        return float(children[0])
+        value = float(children[0])
+        if not math.isfinite(value):
+            raise ArchDSLError(f"number is too large: {_shortened(children[0])} is beyond a "
+                               f"float's range (about 1.8e308)", Span.of(children[0]))
+        return value
 
     def symbol(self, meta, children):
         word = str(children[0])
@@ -216,6 +344,7 @@ class _ToSpec(Transformer):
         return str(children[0])[1:-1]
 
     def tuple(self, meta, children):
+        _at_most(children, "values in a tuple", Span.of(meta))
         return tuple(children)
 
     def add(self, meta, children):

@@ -104,3 +104,17 @@ def test_static_commands_never_import_torch(command, expected):
                             text=True)
     assert result.returncode == 0, result.stderr
     assert expected in result.stdout
+
+
+def test_compare_baseline_width_beyond_the_integer_limit_is_an_option_error():
+    result = invoke("compare", SIMPLE, "--baseline", "mlp:1234567890123456789012345")
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.exc_info
+    assert "hidden widths must have at most 18 digits" in result.output
+
+
+def test_draw_to_a_directory_is_one_message(tmp_path):
+    (tmp_path / "net.dot").mkdir()
+    result = invoke("draw", SIMPLE, "-o", str(tmp_path / "net.dot"))
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.exc_info
+    assert f"error: {tmp_path / 'net.dot'} is a directory; -o names the file to write" \
+        in result.output

@@ -11,6 +11,8 @@ standard input, a bad --input) are the tests below the corpus.
 """
 import inspect
 import re
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -137,10 +139,10 @@ def test_tab_indented_line_keeps_the_caret_under_its_column(tmp_path):
     assert check(str(path)).stderr.split("\n")[2] == "  \t" + " " * 9 + "^^^"
 
 
-@pytest.mark.parametrize("separator", ["\u2028", "\x0c", "\x1c", "\r"])
+@pytest.mark.parametrize("separator", ["\u2028", "\x0c", "\x1c"])
 def test_lines_are_counted_at_newlines_only(tmp_path, separator):
     # lark counts lines at "\n" only; the caret must show the line lark means, not the one
-    # str.splitlines() would find.
+    # str.splitlines() would find. (A CR alone ends a line: old Mac files.)
     text = f"input 1x28x28\n# one{separator}comment\nConv(16, 0)\n"
     path = tmp_path / "separator.spec"
     path.write_bytes(text.encode("utf-8"))
@@ -294,3 +296,126 @@ def test_the_readme_warning_example(tmp_path, monkeypatch):
     assert result.exit_code == 0 and result.stdout
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"```\n{result.stderr}```\n" in readme, result.stderr
+
+
+def test_cr_only_line_endings_parse_like_crlf(tmp_path):
+    # A CR alone once ended lines (classic Mac OS); the comment must end at it, not run on.
+    path = tmp_path / "mac.spec"
+    path.write_bytes(b"input 1x28x28\r# a comment\rConv(16, 3) -> Flatten -> Linear(10)\r")
+    result = check(str(path))
+    assert result.exit_code == 0, result.stderr
+    assert "conv     Conv2d(1\u219216, k=3" in result.stdout
+    path.write_bytes(b"input 1x28x28\r# a comment\rConv(16, 0)\r")
+    assert_error(check(str(path)), str(path), 3, 10, "'kernel' must be",
+                 "input 1x28x28\n# a comment\nConv(16, 0)\n")
+
+
+def test_control_characters_from_the_spec_are_escaped(tmp_path):
+    # An escape sequence or a bidirectional override in a spec must not reach the terminal raw.
+    path = tmp_path / "ctl.spec"
+    path.write_text("input 1x8x8\nFlatten -> Linear(\x1b[31mred, '\u202e')\n", encoding="utf-8")
+    result = check(str(path))
+    assert result.exit_code == 2 and "\x1b" not in result.stderr
+    lines = result.stderr.split("\n")
+    assert lines[0] == f"{path}:2:19: unexpected '\\x1b': expected '(', ')', '-', a name, " \
+                       f"a number or a string"
+    assert lines[1] == "  Flatten -> Linear(\\x1b[31mred, '\\u202e')"
+    assert lines[2] == "  " + " " * 18 + "^^^^"  # under all of \x1b
+    path.write_text("input 1x8x8\nFlatten -> Linear(10, bias='\u202e\x07')\n", encoding="utf-8")
+    result = check(str(path))
+    assert result.exit_code == 2 and "\u202e" not in result.stderr and "\x07" not in result.stderr
+    assert "'bias' must be true or false, got '\\u202e\\x07'" in result.stderr
+
+
+def test_a_long_line_is_shown_around_the_caret(tmp_path):
+    path = tmp_path / "long.spec"
+    path.write_text("input 8\nLinear(8)" + " " * 5000 + "-> Linear(0) -> ReLU" + " " * 5000,
+                    encoding="utf-8")
+    result = check(str(path))
+    lines = result.stderr.split("\n")
+    assert lines[0].startswith(f"{path}:2:5020: Linear: 'out' must be a positive integer, got 0")
+    assert lines[1] == "  …" + " " * 90 + "-> Linear(0) -> ReLU" + " " * 90 + "…"
+    assert lines[2] == "  " + " " * 101 + "^"
+
+
+def _chained_definitions(count: int) -> str:
+    lines = ["def D0(c) = [Linear(c)]"] + [f"def D{i}(c) = [D{i - 1}(c)]" for i in
+                                          range(1, count)]
+    return "\n".join(lines) + f"\ninput 8\nD{count - 1}(4)\n"
+
+
+def _squaring_definitions(count: int) -> str:
+    lines = ["def A0(c) = [Linear(c)]"] + [f"def A{i}(c) = [A{i - 1}(c*c)]" for i in
+                                          range(1, count)]
+    return "\n".join(lines) + f"\ninput 8\nA{count - 1}(3)\n"
+
+
+# Small files that would hang, eat memory or overflow the recursion: each is refused at once,
+# with the limit named. (line, column, message)
+HOSTILE = {
+    "a sum of 2,000 terms": ("input 8\nLinear(" + "+".join(["1"] * 2000) + ")", 2, 8,
+                             "expression is nested too deeply: more than 100 operators"),
+    "400 unary minus signs": ("input 8\nLinear(" + "-" * 400 + "1)", 2, 108,
+                              "expression is nested too deeply: more than 100 operators"),
+    "300 chained definitions": (_chained_definitions(300), 200, 16,
+                                "the network nests more than 100 scopes deep"),
+    "a parameter squared at every level": (_squaring_definitions(12), 7, 17,
+                                           "the result is too large: 31 digits, at most 18"),
+    "a definition of 30,000 parameters": (
+        "def A(" + ",".join(f"p{i}" for i in range(30000)) + ") = [ReLU]\ninput 8\nA(1)", 1, 5,
+        "too many parameters: 30,000, at most 100"),
+    "a call of 5,000 arguments": ("input 8\nLinear(" + ",".join(["1"] * 5000) + ")", 2, 1,
+                                  "too many arguments: 5,000, at most 100"),
+    "a tuple of 5,000 values": ("input 8\nMaxPool((" + ",".join(["1"] * 5000) + "))", 2, 9,
+                                "too many values in a tuple: 5,000, at most 100"),
+    "an integer of 5,000 digits": ("input 8\nLinear(" + "9" * 5000 + ")", 2, 8,
+                                   "number is too large: 5000 digits, at most 18"),
+    "a float beyond range": ("input 8\nLeakyReLU(1e309)", 2, 11,
+                             "number is too large: 1e309 is beyond a float's range"),
+    "a BatchNorm eps beyond range": ("input 1x8x8\nBatchNorm(eps=1e309)", 2, 15,
+                                     "number is too large: 1e309"),
+    "a learning rate beyond range": ("input 8\ntrain(lr=1e309)\nLinear(3)", 2, 10,
+                                     "number is too large: 1e309"),
+    "a float product beyond range": ("input 8\nLeakyReLU(1e300*1e300)", 2, 11,
+                                     "the result is beyond a float's range"),
+    "an output beyond 10^18 elements": ("input 1x8x8\nUpsample(999999999)*300", 2, 1,
+                                        "the output is too large: more than "
+                                        "1,000,000,000,000,000,000 elements"),
+    "channels past the literal limit": ("input 1x8x8\nConv(999999999*999999999*999999, 3)", 2,
+                                        6, "the result is too large: 24 digits, at most 18"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_specs_are_refused_with_the_limit_named(tmp_path, name):
+    text, line, column, message = HOSTILE[name]
+    path = tmp_path / "hostile.spec"
+    path.write_text(text, encoding="utf-8")
+    result = check(str(path))
+    assert_error(result, str(path), line, column, message)
+    assert len(result.stderr) < 3000  # an excerpt and at most a few notes, never the whole file
+    if name == "300 chained definitions":  # the innermost calls, then the user's own
+        assert result.stderr.split("\n")[-3:] == [
+            "note: … 92 more", "note: expanded from D299(4) at 302:1", ""]
+
+
+def test_a_spec_over_a_megabyte_is_refused_without_reading_it_all(tmp_path):
+    path = tmp_path / "big.spec"
+    path.write_text("input 8\nLinear(3)" + " " * 1_000_000, encoding="utf-8")
+    assert_error(check(str(path)), str(path), 1, 1,
+                 "spec is too large: more than 1,000,000 bytes")
+    assert_error(check("/dev/zero"), "/dev/zero", 1, 1,
+                 "spec is too large: more than 1,000,000 bytes")
+    assert_error(check("-", input=b"\0" * 1_500_000), "<stdin>", 1, 1,
+                 "spec is too large: more than 1,000,000 bytes")
+
+
+def test_check_of_stdin_when_it_is_closed():
+    done = subprocess.run([sys.executable, "-m", "archdsl", "check", "-"], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and "<stdin>:1:1: spec is empty" in done.stderr
+    done = subprocess.run([sys.executable, "-c", "import os, sys; os.close(0); sys.stdin = None;"
+                           "from archdsl.cli import app; app(['check', '-'])"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == "<stdin>:1:1: cannot read the spec from standard input: it is closed\n"

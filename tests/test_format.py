@@ -319,3 +319,20 @@ def test_reserved_parameter_names_are_spec_errors():
     result = runner.invoke(app, ["fmt", "-"], input="def Body(c, as) = [ReLU]\nBody(1, 2)")
     assert result.exit_code == 2
     assert "<stdin>:1:13: parameter name 'as' is reserved" in result.output
+
+
+def test_fmt_write_never_writes_through_a_link_planted_beside_the_spec(tmp_path):
+    spec, victim = tmp_path / "messy.spec", tmp_path / "victim"
+    spec.write_text("input 1x28x28\nConv(16,3,p=1) -> ReLU\n")
+    victim.write_text("precious\n")
+    (tmp_path / ".messy.spec.fmt.tmp").symlink_to(victim)
+    (tmp_path / ".messy.spec.tmp").symlink_to(victim)
+    result = runner.invoke(app, ["fmt", "--write", str(spec)])
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "precious\n"
+    assert spec.read_text() == "input 1x28x28\nConv(16, 3, p=1)\n  -> ReLU\n"
+
+
+def test_cr_only_line_endings_are_formatted_as_lines():
+    assert format_spec("input 1x8x8\r# c\rFlatten -> Linear(10)\r") == \
+        "input 1x8x8\n# c\nFlatten\n  -> Linear(10)\n"

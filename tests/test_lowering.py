@@ -113,3 +113,40 @@ def test_negative_numbers_and_arrows_lex_apart():
     assert analyze("input 4\nLinear(3) -> LeakyReLU(slope=-0.5)").rows[1].args["slope"] == -0.5
     with pytest.raises(SpecSyntaxError, match="unexpected '->'"):
         parse("input 4\nLinear(3 -> ReLU")
+
+
+def test_a_user_name_never_collides_with_a_generated_one():
+    # `as conv1` beside two unnamed Convs: the generated names step past the user's.
+    text = "input 1x8x8\nConv(2, 3, p=1) as conv1 -> Conv(3, 3, p=1) -> Conv(4, 3, p=1) -> Flatten"
+    analysis = analyze(text)
+    assert [r.name for r in analysis.rows] == ["conv1", "conv2", "conv3", "flatten"]
+    model = build(analysis)
+    assert sum(p.numel() for p in model.parameters()) == analysis.totals.params == 20 + 57 + 112
+    # A later reference reads the named result, not a generated row of the same name.
+    unet = analyze("input 1x8x8\nConv(2, 3, p=1) as conv1 -> Conv(5, 3, p=1) -> Conv(4, 3, p=1)"
+                   " -> Concat(conv1)")
+    assert unet.rows[-1].inputs == ("conv3", "conv1") and unet.output == (6, 8, 8)
+    assert names("input 1x8x8\nConv(2, 3) as flatten -> Flatten") == ["flatten", "flatten1"]
+
+
+@pytest.mark.parametrize("text, column, message", [
+    ("input 1x8x8\nConv(2, 3) as x -> ReLU as x", 28, "the name 'x' is used twice in this scope"),
+    ("input 1x8x8\nConv(2, 3) as input -> Flatten", 15,
+     "'input' names the network's input; choose another name"),
+])
+def test_names_that_would_hide_a_row_or_the_input_are_errors(text, column, message):
+    with pytest.raises(ArchDSLError) as caught:
+        analyze(text)
+    assert caught.value.message == message
+    assert (caught.value.span.line, caught.value.span.column) == (2, column)
+
+
+def test_a_twice_used_name_notes_where_it_was_first_used():
+    with pytest.raises(ArchDSLError) as caught:
+        analyze("input 1x8x8\nConv(2, 3) as x\n-> ReLU as x")
+    assert caught.value.notes == ["first used at 2:15"]
+
+
+def test_the_same_name_in_different_scopes_is_fine():
+    text = "input 1x8x8\n[Conv(2, 3, p=1) as c] -> [Conv(2, 3, p=1) as c] -> Flatten"
+    assert names(text) == ["block1.c", "block2.c", "flatten"]

@@ -140,7 +140,7 @@ def format_command(
                if in_file_style(formatted, text) != text]
     if write:
         for spec, _, _, formatted in changed:
-            write_atomically(Path(spec), formatted)
+            run_or_exit(write_atomically, Path(spec), formatted)
             typer.echo(f"reformatted {spec}")
         return
     if not check_only:

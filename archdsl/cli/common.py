@@ -2,7 +2,6 @@
 that turn bad input or a failed run into a message and an exit code instead of a traceback."""
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from typing import Annotated, Optional
 
@@ -12,7 +11,7 @@ from .. import __version__
 from ..analysis import Analysis, analyze
 from ..errors import ArchDSLError
 from ..ir import parse_shape
-from ..parser import decode, parse, read_text
+from ..parser import parse, read_text
 from ..train.config import TrainConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -95,7 +94,7 @@ def parse_or_exit(path: str):
     text = None
     name = "<stdin>" if path == "-" else path
     try:
-        text = decode(sys.stdin.buffer.read()) if path == "-" else read_text(path)
+        text = read_text(path)
         return text, name, parse(text, name)
     except ArchDSLError as error:
         typer.echo(error.render(text, name), err=True)

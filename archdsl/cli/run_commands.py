@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..report import render_evaluation
-from ..train.config import TrainConfig
+from ..train.config import MAX_SEED, TrainConfig
 from .common import FormatOption, Format, InputOption, SpecArgument, app, load, run_or_exit, warn
 
 
@@ -71,7 +71,7 @@ def train(
     amp: Annotated[Optional[Precision], typer.Option(help="Mixed precision.")] = None,
     compile: Annotated[Optional[bool], typer.Option(
         "--compile/--no-compile", help="torch.compile the model.")] = None,
-    seed: Annotated[Optional[int], typer.Option()] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, max=MAX_SEED)] = None,
     out: Annotated[Optional[str], typer.Option(help="Run directory (default runs/<spec>).")] = None,
     resume: Annotated[Optional[str], typer.Option(
         metavar="RUN_DIR", help="Continue a run after its last completed epoch.")] = None,

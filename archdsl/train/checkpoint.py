@@ -10,16 +10,14 @@ from pathlib import Path
 import torch
 
 from ..errors import RunError
+from ..files import replace_file
 
 
 def save_atomically(state: dict, path: Path) -> None:
-    """Write to a temporary file in the same folder, flush it to disk, then rename over `path`."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
-        torch.save(state, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    """Write to a fresh private file in the same folder, flush it to disk, then rename over
+    `path`: a kill leaves the old checkpoint, and a link planted at either name is replaced,
+    never written through."""
+    replace_file(path, lambda handle: torch.save(state, handle))
 
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6
@@ -103,6 +101,7 @@ def _not_ours(path: Path, reason: str) -> RunError:
     return RunError(f"{path} is not an archdsl checkpoint: {reason}", hint=HINT)
 
 
+
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -130,8 +129,12 @@ def restore_rng_of_rank(state: dict, world, config) -> None:
 
 def load_model(model, state: dict, path: Path) -> None:
     """The checkpoint's weights, or a RunError when they belong to a different network."""
+    weights = state.get("model", state)  # a run's checkpoint, or a bare state_dict
+    if not isinstance(weights, dict):
+        raise RunError(f"{path} holds no model weights",
+                       hint="give a run's best.pt or last.pt, or a saved state_dict")
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(weights)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[1:2] or [str(err)]
         raise RunError(f"{path} does not fit this spec: {first[0].strip()}",

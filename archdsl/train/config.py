@@ -17,6 +17,8 @@ DATASETS = ("fashion-mnist", "mnist", "cifar10", "synthetic")  # besides image f
 PositiveFloat = Annotated[float, Min(1e-300), "a positive number"]
 NonNegativeFloat = Annotated[float, Min(0.0), "a non-negative number"]
 NonNegativeInt = Annotated[int, Min(0), "a non-negative integer"]
+MAX_SEED = 2 ** 32 - 1  # torch takes 64 bits; each epoch's seed is derived from it by arithmetic
+Seed = Annotated[int, Min(0, MAX_SEED), f"an integer from 0 to {MAX_SEED}"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class TrainConfig:
     device: str = "auto"
     amp: Literal["off", "bf16", "fp16"] = "off"
     compile: bool = False
-    seed: int = 0
+    seed: Seed = 0
 
     def __post_init__(self):
         # The one check of every setting, however the configuration was made (spec, command

@@ -5,7 +5,6 @@ folder (any directory name) stays on disk as a torchvision ImageFolder; `synthet
 """
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
 import socket
@@ -111,7 +110,7 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         raw = Path(path).read_bytes()
         if raw[:2] == b"\x1f\x8b":  # sniff rather than trust the extension
-            raw = gzip.decompress(raw)
+            raw = _gunzip_as_declared(raw, path)
     except (OSError, EOFError, zlib.error) as err:
         raise DataError(f"cannot read {path}: {err}") from err
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_TYPES:
@@ -122,12 +121,44 @@ def read_idx(path: Path) -> np.ndarray:
     dims = struct.unpack(f">{raw[3]}I", raw[4:start])
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     want = start + prod(dims) * dtype.itemsize
+    if want > MAX_IDX_BYTES:
+        raise DataError(f"{path} declares {format_shape(dims)} values: more than "
+                        f"{MAX_IDX_BYTES // 2**30} GiB")
     if len(raw) != want:
         problem = "is truncated" if len(raw) < want else "has trailing bytes"
         raise DataError(f"{path} {problem}: the header promises {format_shape(dims)} values "
                         f"({want} bytes) but the file has {len(raw)} bytes")
     # astype copies into native byte order and a writable array that torch can adopt
     return np.frombuffer(raw, dtype, offset=start).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+MAX_IDX_BYTES = 8 * 2 ** 30  # Fashion-MNIST's largest file is 47 MB
+
+
+def _gunzip_as_declared(compressed: bytes, path) -> bytes:
+    """Inflate no more than the IDX header declares, and one byte to tell of trailing data: a
+    small file that inflates without end (a gzip bomb) costs no more memory than it claims."""
+    inflate, pending, out = zlib.decompressobj(wbits=31), compressed, bytearray()
+
+    def until(size: int) -> None:
+        nonlocal pending
+        while len(out) < size and not inflate.eof:
+            chunk = inflate.decompress(pending, size - len(out))
+            pending = inflate.unconsumed_tail
+            if not chunk and not pending:
+                raise EOFError("Compressed file ended before the end-of-stream marker was "
+                               "reached")
+            out.extend(chunk)
+
+    until(4)
+    if len(out) == 4 and out[2] in _IDX_TYPES:
+        until(4 + 4 * out[3])
+        if len(out) == 4 + 4 * out[3]:
+            dims = struct.unpack(f">{out[3]}I", out[4:])
+            declared = len(out) + prod(dims) * np.dtype(_IDX_TYPES[out[2]]).itemsize
+            if declared <= MAX_IDX_BYTES:
+                until(declared + 1)
+    return bytes(out)
 
 
 def _places(key: str, data_dir) -> list[tuple[Path, str]]:
@@ -182,6 +213,10 @@ def _idx_dataset(key: str, places, download: bool) -> Dataset:
         if images.ndim != 3 or images.dtype != np.uint8:
             raise DataError(f"{files[images_stem]} holds {images.dtype} of shape "
                             f"{format_shape(images.shape)}, not uint8 images N×H×W")
+        if not len(images):
+            raise DataError(f"{files[images_stem]} holds no images")
+        if labels.dtype.kind not in "iu":  # float labels may be NaN, and no class is 2.5
+            raise DataError(f"{files[labels_stem]} holds {labels.dtype} labels, not integers")
         low, high = (int(labels.min(initial=0)), int(labels.max(initial=0))) if labels.ndim else (0, 0)
         if labels.ndim != 1 or len(labels) != len(images) or low < 0 or high >= len(classes):
             raise DataError(f"{files[labels_stem]} does not label {files[images_stem]}: "

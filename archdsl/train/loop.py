@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ..analysis import Analysis
 from ..compiler import build
+from .. import files
 from ..errors import ArchDSLWarning, RunError
 from . import checkpoint, distributed
 from .batches import make_batches
@@ -79,6 +80,10 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, echo, wo
                                num_classes=num_classes)
     check_fits(analysis.input, analysis.output, dataset)
     train_indices, val_indices = split_indices(len(dataset.train), config)
+    if train_indices is not None and not len(train_indices):
+        raise RunError(f"no examples are left to train on: --val-split {config.val_split:g} "
+                       f"holds out all {len(val_indices)} of --subset {config.subset}",
+                       hint="raise --subset or lower --val-split")
     channels_last = device.type == "cuda" and len(analysis.input) == 3
     train_batches = make_batches(dataset.train, train_indices, device, channels_last)
     val_batches = make_batches(dataset.train, val_indices, device, channels_last) \
@@ -97,7 +102,11 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, echo, wo
     autocast = autocast_factory(config.amp, device)
 
     if world.main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunError(f"cannot make the run directory {out_dir}: "
+                           f"{error.strerror or error}", hint="choose another --out") from None
     history, best, stale, start = [], math.inf, 0, 1
     if resume:
         state = checkpoint.load(out_dir / "last.pt", resumable=True)
@@ -111,8 +120,8 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, echo, wo
         checkpoint.restore_rng_of_rank(state, world, config)
         echo(f"resuming {out_dir} after epoch {state['epoch']}")
     if world.main:
-        (out_dir / "spec.spec").write_text(spec_text)
-        (out_dir / "config.json").write_text(json.dumps(
+        files.write_text(out_dir / "spec.spec", spec_text)
+        files.write_text(out_dir / "config.json", json.dumps(
             {**config.to_dict(), "device_used": str(device), "torch": torch.__version__,
              "params": analysis.totals.params, "train_examples": len(train_batches),
              "val_examples": len(val_batches) if val_batches else 0,
@@ -287,9 +296,7 @@ def _epoch_line(record: dict, epochs: int) -> str:
 
 
 def _write_metrics(history: list[dict], path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text("".join(json.dumps(record) + "\n" for record in history))
-    temporary.replace(path)
+    files.write_text(path, "".join(json.dumps(record) + "\n" for record in history))
 
 
 @contextlib.contextmanager

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..files import replace_file
+
 
 def plot_curves(records: list[dict], path: Path) -> None:
     import matplotlib
@@ -22,5 +24,6 @@ def plot_curves(records: list[dict], path: Path) -> None:
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    # Saved through a fresh file and a rename, as every run file is: never through a link.
+    replace_file(path, lambda handle: figure.savefig(handle, dpi=100, format="png"))
     plt.close(figure)

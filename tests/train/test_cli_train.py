@@ -355,3 +355,70 @@ def test_softmax_before_the_end_is_no_loss_warning():
     assert loop.loss_warnings(analyze("input 1x28x28\nSoftmax -> Flatten -> Linear(10)\n")) == ()
     (warning,) = loop.loss_warnings(analyze("input 4\nLinear(10) -> Softmax\n"))
     assert (warning.span.line, warning.span.column) == (2, 15)
+
+
+# --- options and faults that must exit 2 with one message, never a traceback ------------------
+
+def _clean_exit_2(result, message):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and message in result.output, result.output
+
+
+def test_a_seed_out_of_range_is_refused(tmp_path):
+    spec = spec_file(tmp_path, SMALL)
+    _clean_exit_2(invoke("train", spec, *SYNTHETIC, "--seed", 2 ** 63, "--out", tmp_path / "r"),
+                  "less than or equal to 4294967295")
+    spec = spec_file(tmp_path, "train(seed=99999999999)\n" + SMALL, "seeded.spec")
+    _clean_exit_2(invoke("train", spec, *SYNTHETIC, "--out", tmp_path / "r"),
+                  "'seed' must be an integer from 0 to 4294967295, got 99999999999")
+
+
+def test_an_empty_training_split_is_refused(tmp_path):
+    spec = spec_file(tmp_path, SMALL)
+    _clean_exit_2(invoke("train", spec, "--dataset", "synthetic", "--subset", 1, "--val-split",
+                         0.9, "--out", tmp_path / "r"),
+                  "error: no examples are left to train on: --val-split 0.9 holds out all 1 of "
+                  "--subset 1")
+
+
+def test_an_out_that_is_a_file_is_refused(tmp_path):
+    spec, taken = spec_file(tmp_path, SMALL), tmp_path / "taken"
+    taken.write_text("")
+    _clean_exit_2(invoke("train", spec, *SYNTHETIC, "--epochs", 1, "--out", taken),
+                  f"error: cannot make the run directory {taken}: File exists")
+    _clean_exit_2(invoke("train", spec, *SYNTHETIC, "--epochs", 1, "--out", taken / "run"),
+                  f"error: cannot make the run directory {taken / 'run'}: Not a directory")
+
+
+def test_a_full_disk_during_a_checkpoint_write_is_one_message(tmp_path, monkeypatch):
+    import errno
+    from archdsl import files
+
+    def full(descriptor):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    spec, out = spec_file(tmp_path, SMALL), tmp_path / "run"
+    _clean_exit_2(invoke("train", spec, *SYNTHETIC, "--epochs", 1, "--out", out),
+                  f"error: cannot write {out / 'spec.spec'}: No space left on device")
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_damaged_run_files_at_resume_and_eval_are_one_message(tmp_path):
+    spec, out = spec_file(tmp_path, SMALL), tmp_path / "run"
+    assert invoke("train", spec, *SYNTHETIC, "--epochs", 1, "--out", out).exit_code == 0
+    state = torch.load(out / "last.pt", weights_only=True)
+    torch.save(state["model"], tmp_path / "bare.pt")  # a bare state_dict
+    evaluated = invoke("eval", spec, "--checkpoint", tmp_path / "bare.pt", "--dataset",
+                       "synthetic")
+    assert evaluated.exit_code == 0, evaluated.output
+    del state["optimizer"]
+    torch.save(state, out / "last.pt")
+    resumed = invoke("train", spec, "--resume", out, "--epochs", 2)
+    assert resumed.exit_code == 2 and "Traceback" not in resumed.output, resumed.output
+    (out / "config.json").write_text("{not json")
+    resumed = invoke("train", spec, "--resume", out, "--epochs", 2)
+    assert resumed.exit_code == 2 and "Traceback" not in resumed.output, resumed.output
+    (out / "config.json").unlink()
+    resumed = invoke("train", spec, "--resume", out, "--epochs", 2)
+    assert resumed.exit_code == 2 and "Traceback" not in resumed.output, resumed.output

@@ -3,7 +3,9 @@ import gzip
 import pickle
 import shutil
 import struct
+import tracemalloc
 import urllib.error
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -261,3 +263,44 @@ def test_check_fits_messages():
     assert "<spec>" not in str(err.value)  # no spec position without a span
     with pytest.raises(DataMismatchError, match="outputs 10×1×1 but fashion-mnist has 10 classes"):
         check_fits((1, 28, 28), (10, 1, 1), ds)
+
+
+def test_a_gzip_bomb_is_inflated_no_further_than_its_header_declares(tmp_path):
+    # 1 GiB of zeros after a header that declares 10 labels: about 1 MB compressed.
+    header = struct.pack(">HBBI", 0, 8, 1, 10)
+    bomb = zlib.compressobj(9, zlib.DEFLATED, 31)
+    blob = bomb.compress(header + bytes(10))
+    chunk = bytes(2 ** 20)
+    blob += b"".join(bomb.compress(chunk) for _ in range(1024)) + bomb.flush()
+    f = tmp_path / "labels.gz"
+    f.write_bytes(blob)
+    tracemalloc.start()
+    with pytest.raises(DataError, match=r"labels\.gz has trailing bytes: the header promises 10 "
+                                        r"values \(18 bytes\) but the file has 19 bytes"):
+        read_idx(f)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20 * 2 ** 20  # the compressed file and little more, not the inflated GiB
+
+
+def test_a_header_that_declares_too_much_is_refused(tmp_path):
+    f = tmp_path / "images"
+    f.write_bytes(gzip.compress(struct.pack(">HBBIII", 0, 8, 3, 2 ** 20, 2 ** 10, 2 ** 10)))
+    with pytest.raises(DataError, match=r"images declares 1048576×1024×1024 values: more than "
+                                        r"8 GiB"):
+        read_idx(f)
+
+
+@needs_fashion
+def test_no_images_and_float_labels_are_refused(isolated):
+    bad = _links_but_test_labels(isolated / "bad")
+    (bad / STEMS[3]).write_bytes(struct.pack(">HBBI", 0, 0x0D, 1, 10000)
+                                 + np.full(10000, np.nan, ">f4").tobytes())
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte holds float32 labels, "
+                                        r"not integers"):
+        load_dataset("fashion-mnist", bad, download=False)
+    (bad / STEMS[2]).unlink()
+    (bad / STEMS[2]).write_bytes(struct.pack(">HBBIII", 0, 8, 3, 0, 28, 28))
+    (bad / STEMS[3]).write_bytes(struct.pack(">HBBI", 0, 8, 1, 0))
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte holds no images"):
+        load_dataset("fashion-mnist", bad, download=False)

@@ -222,3 +222,26 @@ def test_split_indices_without_validation():
     train_part, val_part = split_indices(100, TrainConfig(subset=30))
     assert val_part is None and train_part.tolist() == list(range(30))
     assert split_indices(20, TrainConfig(subset=30))[0].tolist() == list(range(20))
+
+
+def test_links_planted_in_the_run_directory_are_replaced_not_written_through(tmp_path):
+    out, victim = tmp_path / "run", tmp_path / "victim"
+    out.mkdir()
+    victim.write_text("precious\n")
+    planted = ["spec.spec", "config.json", "metrics.jsonl", "curves.png", "last.pt", "best.pt",
+               ".last.pt.tmp", ".spec.spec.tmp", ".curves.png.tmp", ".metrics.jsonl.tmp"]
+    for name in planted:
+        (out / name).symlink_to(victim)
+    run(SMALL, out, dataset="synthetic", subset=64, epochs=1)
+    assert victim.read_text() == "precious\n"
+    for name in ["spec.spec", "config.json", "metrics.jsonl", "curves.png", "last.pt", "best.pt"]:
+        assert not (out / name).is_symlink() and (out / name).stat().st_size > 0, name
+        assert (out / name).stat().st_mode & 0o777 == 0o600, name  # private to the user
+    assert (out / "spec.spec").read_text() == SMALL
+    assert load(out / "last.pt")["epoch"] == 1
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp") and not p.is_symlink()]
+
+
+def test_a_new_run_directory_is_private(tmp_path):
+    run(SMALL, tmp_path / "new" / "run", dataset="synthetic", subset=64, epochs=1)
+    assert (tmp_path / "new" / "run").stat().st_mode & 0o777 == 0o700
