@@ -154,8 +154,8 @@ def train(
 
 
 RunSpecArgument = Annotated[str, typer.Argument(
-    metavar="SPEC", help="A .spec file, - to read standard input, or a run directory (runs/NAME: "
-                         "its spec.spec and, without --checkpoint, its best.pt).")]
+    help="A .spec file, - to read standard input, or a run directory (runs/NAME: its "
+         "spec.spec and, without --checkpoint, its best.pt).")]
 CheckpointOption = Annotated[Optional[str], typer.Option(
     help="A checkpoint (runs/NAME/best.pt), or a run directory for its best.pt.")]
 
