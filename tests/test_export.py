@@ -167,6 +167,21 @@ def test_checkpoint_of_another_network(trained, tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_cli_exports_a_run_directory_with_its_spec_and_best_checkpoint(trained, tmp_path):
+    run = trained.parent
+    for arguments in (["export", str(run)], ["export", str(SIMPLE), "--checkpoint", str(run)]):
+        out = tmp_path / "model.pt"
+        result = runner.invoke(app, [*arguments, "--format", "torchscript", "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        assert f"{out}: torchscript, input N×1×28×28" in result.stdout
+        model = load_trained(analysis_of(SIMPLE.read_text()), trained)
+        x = torch.randn(3, 1, 28, 28)
+        with torch.no_grad():
+            np.testing.assert_allclose(torch.jit.load(str(out))(x).numpy(), model(x).numpy(),
+                                       rtol=1e-4, atol=1e-5)
+        out.unlink()
+
+
 def test_missing_checkpoint(tmp_path):
     result = runner.invoke(app, ["export", str(SIMPLE), "--checkpoint",
                                  str(tmp_path / "none.pt"), "-o", str(tmp_path / "m.onnx")])

@@ -33,7 +33,8 @@ class Precision(str, Enum):
 
 def _train_arguments(spec: str, out_dir: Path, resume: bool, input, overrides: dict) -> list[str]:
     """The options of this `archdsl train` for the processes of --nproc: what was given, with the
-    run directory fixed (each process would otherwise number its own)."""
+    run directory fixed (each process would otherwise number its own). `overrides`: options by
+    name, None where not given."""
     arguments = [spec, "--resume" if resume else "--out", str(out_dir)]
     for name, value in overrides.items():
         option = "--" + name.replace("_", "-")
@@ -75,6 +76,15 @@ def train(
     out: Annotated[Optional[str], typer.Option(help="Run directory (default runs/<spec>).")] = None,
     resume: Annotated[Optional[str], typer.Option(
         metavar="RUN_DIR", help="Continue a run after its last completed epoch.")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Train into an --out that holds a run, deleting its checkpoints, "
+                            "metrics, curves, spec.spec and config.json first.")] = False,
+    allow_spec_change: Annotated[bool, typer.Option(
+        "--allow-spec-change", help="Resume with a spec that differs from the run's "
+                                    "spec.spec.")] = False,
+    log_every: Annotated[Optional[int], typer.Option(
+        min=0, metavar="STEPS", help="Where standard error is not a terminal, print a progress "
+                                     "line every STEPS steps (default 100; 0: none).")] = None,
     nproc: Annotated[Optional[int], typer.Option(
         min=1, metavar="N", help="Train data-parallel in N processes on this machine, one per "
                                  "GPU (or on the CPU), started with torchrun; --batch-size is "
@@ -82,9 +92,10 @@ def train(
     input: InputOption = None,
 ):
     """Train a spec: progress per epoch, checkpoints, metrics and curves in a run directory."""
-    from ..train import distributed
+    from ..train import distributed, runs
     from ..train.config import resumed_config, run_directory
     from ..train.loop import Interrupted, loss_warnings, train as run_training
+    from ..train.progress import LOG_EVERY
 
     world = run_or_exit(distributed.World.from_env)
     launching = nproc is not None and nproc > 1 and not world.distributed
@@ -103,6 +114,8 @@ def train(
     if resume is not None:
         config = run_or_exit(resumed_config, Path(resume), overrides)
         out_dir = Path(resume)
+        if not allow_spec_change:
+            run_or_exit(runs.check_same_spec, out_dir, analysis.spec.text, input)
     else:
         source = analysis.spec
         config = run_or_exit(TrainConfig.from_spec, source, text=source.text,
@@ -115,17 +128,22 @@ def train(
         last = distributed.World(rank=nproc - 1, size=nproc, local_rank=nproc - 1)
         run_or_exit(autocast_factory, config.amp,
                      run_or_exit(distributed.pick_device, config.device, last))
-        arguments = _train_arguments(spec, out_dir, resume is not None, input, overrides)
+        run_or_exit(runs.check_target, out_dir, resume=resume is not None, overwrite=overwrite)
+        flags = dict(overwrite=overwrite or None, allow_spec_change=allow_spec_change or None,
+                     log_every=log_every)
+        arguments = _train_arguments(spec, out_dir, resume is not None, input,
+                                     {**overrides, **flags})
         raise typer.Exit(distributed.launch(nproc, arguments, typer.echo))
     if world.main:
         warn(loss_warnings(analysis), analysis.spec.text, analysis.spec.filename)
     try:
         result = run_or_exit(run_training, analysis, analysis.spec.text, config, out_dir,
-                              resume=resume is not None,
+                              resume=resume is not None, overwrite=overwrite,
+                              log_every=LOG_EVERY if log_every is None else log_every,
                               rank=world.rank if world.distributed else None)
     except Interrupted as stop:
         if not world.main:
-            raise typer.Exit(130) from None
+            raise typer.Exit(stop.exit_code) from None
         if (out_dir / "last.pt").exists():
             spec_path = out_dir / "spec.spec" if spec == "-" else spec
             typer.echo(f"\n{stop}; the last completed epoch is saved in {out_dir}/last.pt\n"
@@ -133,15 +151,22 @@ def train(
         else:
             typer.echo(f"\n{stop}; no epoch was completed, so there is nothing to resume",
                        err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(stop.exit_code) from None
     if world.main:
         typer.echo(f"run saved in {result.out_dir}")
 
 
+RunSpecArgument = Annotated[str, typer.Argument(
+    help="A .spec file, - to read standard input, or a run directory (runs/NAME: its "
+         "spec.spec and, without --checkpoint, its best.pt).")]
+CheckpointOption = Annotated[Optional[str], typer.Option(
+    help="A checkpoint (runs/NAME/best.pt), or a run directory for its best.pt.")]
+
+
 @app.command("eval")
 def evaluate(
-    spec: SpecArgument,
-    checkpoint: Annotated[str, typer.Option(help="A checkpoint, e.g. runs/NAME/best.pt.")],
+    spec: RunSpecArgument,
+    checkpoint: CheckpointOption = None,
     dataset: Annotated[Optional[str], typer.Option(help="Default: the run's dataset.")] = None,
     data_dir: Annotated[Optional[str], typer.Option()] = None,
     device: Annotated[str, typer.Option()] = "auto",
@@ -150,12 +175,11 @@ def evaluate(
 ):
     """Test accuracy, per-class accuracy and the confusion matrix of a checkpoint."""
     from ..train.evaluate import evaluate_checkpoint
+    from ..train.runs import spec_and_checkpoint
 
+    spec, checkpoint = run_or_exit(spec_and_checkpoint, spec, checkpoint)
     analysis = load(spec, input)
-    if not Path(checkpoint).is_file():
-        typer.echo(f"error: checkpoint {checkpoint} does not exist", err=True)
-        raise typer.Exit(2)
-    result = run_or_exit(evaluate_checkpoint, analysis, Path(checkpoint), dataset=dataset,
+    result = run_or_exit(evaluate_checkpoint, analysis, checkpoint, dataset=dataset,
                           data_dir=data_dir, device=device)
     typer.echo(render_evaluation(result, format.value))
 
@@ -167,8 +191,7 @@ class ExportFormat(str, Enum):
 
 @app.command("export")
 def export_command(
-    spec: SpecArgument,
-    checkpoint: Annotated[str, typer.Option(help="A checkpoint, e.g. runs/NAME/best.pt.")],
+    spec: RunSpecArgument,
     output: Annotated[Path, typer.Option("--output", "-o", help="The file to write: .onnx, or "
                                                                 ".pt for TorchScript.")],
     format: Annotated[Optional[ExportFormat], typer.Option(
@@ -176,16 +199,19 @@ def export_command(
     verify: Annotated[bool, typer.Option(
         "--verify/--no-verify",
         help="Run the file and compare its outputs with PyTorch's.")] = True,
+    checkpoint: CheckpointOption = None,
     input: InputOption = None,
 ):
     """Write a trained spec as ONNX or TorchScript (any batch size), then check that it runs
     and gives PyTorch's outputs."""
     from ..export import (export as export_model, load_trained, output_format,
                           verify as verify_export)
+    from ..train.runs import spec_and_checkpoint
 
     fmt = run_or_exit(output_format, output, format and format.value)
+    spec, checkpoint = run_or_exit(spec_and_checkpoint, spec, checkpoint)
     analysis = load(spec, input)
-    model = run_or_exit(load_trained, analysis, Path(checkpoint))
+    model = run_or_exit(load_trained, analysis, checkpoint)
     run_or_exit(export_model, model, analysis, output, fmt)
     typer.echo(f"{output}: {fmt}, input N×{'×'.join(map(str, analysis.input))}, "
                f"{output.stat().st_size / 2**20:.1f} MiB")

@@ -116,6 +116,9 @@ def run_directory(spec_path: str, out: str | None, runs_root: str = "runs") -> P
 def resumed_config(run_dir: Path, overrides: dict) -> TrainConfig:
     """The configuration a run was started with, updated by the options given now."""
     path = Path(run_dir) / "config.json"
+    if not Path(run_dir).is_dir():
+        raise RunError(f"cannot resume {run_dir}: there is no such directory",
+                       hint="give the directory a training wrote, e.g. runs/NAME")
     if not (Path(run_dir) / "last.pt").exists():
         raise RunError(f"cannot resume {run_dir}: it has no last.pt (no epoch was completed)")
     hint = "a run's config.json is written by `archdsl train`; start a new run with --out"

@@ -25,6 +25,8 @@ from . import setup
 
 TIMEOUT_VARIABLE = "ARCHDSL_DIST_TIMEOUT"
 DEFAULT_TIMEOUT = 300  # seconds for process-group setup and for any one collective
+# The exit codes of a training stopped between steps by SIGINT or SIGTERM (128 + the signal).
+STOPPED_BY_SIGNAL = (128 + signal.SIGINT, 128 + signal.SIGTERM)
 
 
 class LostProcess(RunError):
@@ -71,17 +73,18 @@ class World:
             dist.all_reduce(tensor)
         return tensor
 
-    def agree(self, first_bad: torch.Tensor, stop: bool) -> tuple[int, bool]:
-        """(the earliest step any process saw a non-finite loss at, or 0; whether any process was
-        asked to stop), the same on every process, so that all of them stop together."""
+    def agree(self, first_bad: torch.Tensor, signum: int) -> tuple[int, int]:
+        """(the earliest step any process saw a non-finite loss at, or 0; the number of a stop
+        signal any process received, or 0), the same on every process, so that all of them stop
+        together (with SIGTERM where some got SIGINT and others SIGTERM)."""
         if not self.distributed:
-            return int(first_bad), stop
+            return int(first_bad), signum
         never = 2 ** 62  # max over (never - step) is the earliest step; 0 means none
         flags = torch.stack([torch.where(first_bad > 0, never - first_bad, 0),
-                             torch.tensor(int(stop), device=first_bad.device)])
+                             torch.tensor(int(signum), device=first_bad.device)])
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        bad, stop = flags.tolist()
-        return (never - bad if bad else 0), bool(stop)
+        bad, signum = flags.tolist()
+        return (never - bad if bad else 0), int(signum)
 
     def gather(self, value) -> list:
         """Every process's `value` (any picklable object), in rank order."""
@@ -231,8 +234,8 @@ def launch(nproc: int, train_arguments: list[str], echo) -> int:
         torchrun(arguments)
     except ChildFailedError as failed:
         rank, failure = failed.get_first_failure()
-        if failure.exitcode == 130:  # Ctrl-C: rank 0 said how to resume
-            return 130
+        if failure.exitcode in STOPPED_BY_SIGNAL:  # Ctrl-C or SIGTERM: rank 0 said how to resume
+            return failure.exitcode
         if failure.exitcode < 0:
             how = f"was killed by {failure.signal_name()}; the other processes were stopped"
         else:
@@ -241,7 +244,7 @@ def launch(nproc: int, train_arguments: list[str], echo) -> int:
              err=True)
         return failure.exitcode if failure.exitcode > 0 else 1
     except SignalException as stop:  # torchrun passed the signal on to the processes
-        if stop.sigval != signal.SIGINT:  # after Ctrl-C, rank 0 has said how to resume
+        if stop.sigval not in (signal.SIGINT, signal.SIGTERM):  # those, rank 0 has answered
             echo(f"stopped by {stop.sigval.name}", err=True)
         return 128 + int(stop.sigval)
     return 0

@@ -25,12 +25,12 @@ from ..analysis import Analysis
 from ..compiler import build
 from .. import files
 from ..errors import ArchDSLWarning, RunError
-from . import checkpoint, distributed
+from . import checkpoint, distributed, runs
 from .batches import make_batches
 from .config import TrainConfig
 from .data import load_dataset, check_fits
 from .evaluate import Evaluation, evaluate
-from .progress import EpochProgress
+from .progress import EpochProgress, LOG_EVERY
 from .setup import autocast_factory, make_optimizer, make_scheduler, split_indices
 
 
@@ -40,11 +40,16 @@ class NonFiniteLoss(RunError):
 
 
 class Interrupted(Exception):
-    """Ctrl-C: raised between steps, after the last completed epoch was saved."""
+    """Ctrl-C or SIGTERM: raised between steps, after the last completed epoch was saved."""
 
-    def __init__(self, epoch: int, step: int):
-        super().__init__(f"interrupted in epoch {epoch} at step {step}")
-        self.epoch, self.step = epoch, step
+    def __init__(self, epoch: int, step: int, signum: int = signal.SIGINT):
+        super().__init__(f"interrupted by {signal.Signals(signum).name} in epoch {epoch} at "
+                         f"step {step}")
+        self.epoch, self.step, self.signum = epoch, step, int(signum)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # what a shell reports for a process the signal ended
 
 
 @dataclass
@@ -57,13 +62,20 @@ class Run:
 
 
 def train(analysis: Analysis, spec_text: str, config: TrainConfig, out_dir: Path, *,
-          resume: bool = False, show_progress: bool = True, echo=print) -> Run:
+          resume: bool = False, overwrite: bool = False, show_progress: bool = True,
+          log_every: int = LOG_EVERY, echo=print) -> Run:
     """Train in this process, or as one rank of a torchrun job when its environment says so
-    (joining the process group for the run, or using the one the caller has set up)."""
+    (joining the process group for the run, or using the one the caller has set up).
+
+    The run directory is locked for the run's duration (see runs.claimed); one that holds a run
+    already is refused unless `resume` continues it or `overwrite` deletes its files first.
+    `log_every`: steps between plain progress lines where standard error is not a terminal."""
     world = distributed.World.from_env()
     device = distributed.pick_device(config.device, world)
-    with distributed.joined(world, device):
-        return _train(analysis, spec_text, config, out_dir, resume, show_progress,
+    claim = runs.claimed(out_dir, resume=resume, overwrite=overwrite) if world.main \
+        else contextlib.nullcontext()
+    with distributed.joined(world, device), claim:
+        return _train(analysis, spec_text, config, out_dir, resume, show_progress, log_every,
                       echo if world.main else _silent, world, device)
 
 
@@ -71,7 +83,7 @@ def _silent(*args, **kwargs) -> None:
     pass
 
 
-def _train(analysis, spec_text, config, out_dir, resume, show_progress, echo, world,
+def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_every, echo, world,
            device) -> Run:
     torch.manual_seed(config.seed)
     num_classes = analysis.output[0] if len(analysis.output) == 1 else None
@@ -101,12 +113,6 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, echo, wo
     scaler = torch.amp.GradScaler(device.type) if config.amp == "fp16" else None
     autocast = autocast_factory(config.amp, device)
 
-    if world.main:
-        try:
-            out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as error:
-            raise RunError(f"cannot make the run directory {out_dir}: "
-                           f"{error.strerror or error}", hint="choose another --out") from None
     history, best, stale, start = [], math.inf, 0, 1
     if resume:
         state = checkpoint.load(out_dir / "last.pt", resumable=True)
@@ -146,9 +152,9 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, echo, wo
     assess = forward if not world.distributed else \
         torch.compile(model) if config.compile else model
     shard = dict(rank=world.rank, world=world.size)
-    progress = EpochProgress(show_progress and world.main)
+    progress = EpochProgress(show_progress and world.main, every=log_every)
     sync_every = 1 if device.type == "cpu" else 50
-    with _sigint_flag() as interrupted:
+    with _stop_flag() as interrupted:
         for epoch in range(start, config.epochs + 1):
             record = _train_epoch(forward, train_batches, optimizer, scheduler if per_step else None,
                                   scaler, autocast, config, epoch, progress, interrupted,
@@ -201,7 +207,7 @@ def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, 
     correct = torch.zeros((), dtype=torch.int64, device=device)
     first_bad = torch.zeros((), dtype=torch.int64, device=device)
     seen = 0
-    progress.start(f"epoch {epoch}/{config.epochs}", len(batches))
+    progress.start(f"epoch {epoch}/{config.epochs}", len(batches), steps)
     started = time.perf_counter()
     try:
         for step, (images, labels) in enumerate(batches(config.batch_size, _epoch_seed(config,
@@ -229,15 +235,15 @@ def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, 
             loss_sum += loss * weight
             correct += (outputs.argmax(1) == labels).sum()
             seen += len(labels)
-            if step % sync_every == 0 or step == steps:
-                # With several processes, all of them learn of a NaN or a Ctrl-C at this step.
-                bad, stop = world.agree(first_bad, interrupted())
+            if step % sync_every == 0 or step == steps or progress.due(step):
+                # With several processes, all of them learn of a NaN or a signal at this step.
+                bad, signum = world.agree(first_bad, interrupted())
                 _check_finite(bad, epoch)
-                progress.update(seen * world.size, float(loss_sum) / max(1, seen))
-                if stop:
-                    raise Interrupted(epoch, step)
+                progress.update(step, seen * world.size, float(loss_sum) / max(1, seen))
+                if signum:
+                    raise Interrupted(epoch, step, signum)
             elif not world.distributed and interrupted():
-                raise Interrupted(epoch, step)
+                raise Interrupted(epoch, step, interrupted())
     finally:
         progress.stop()
     seconds = time.perf_counter() - started
@@ -299,22 +305,27 @@ def _write_metrics(history: list[dict], path: Path) -> None:
     files.write_text(path, "".join(json.dumps(record) + "\n" for record in history))
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; schedulers, `docker stop`, `timeout`
+
+
 @contextlib.contextmanager
-def _sigint_flag():
-    """Turn Ctrl-C into a flag the loop checks between steps; a second Ctrl-C interrupts at once."""
-    pressed = []
+def _stop_flag():
+    """Turn Ctrl-C and SIGTERM into a flag the loop checks between steps: a function that gives
+    the first signal's number, 0 before any. A second signal interrupts at once."""
+    received = []
 
     def handler(signum, frame):
-        if pressed:
+        if received:
             raise KeyboardInterrupt
-        pressed.append(signum)
+        received.append(signum)
 
     try:
-        previous = signal.signal(signal.SIGINT, handler)
+        previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     except ValueError:  # not the main thread: leave signals alone
-        yield lambda: False
+        yield lambda: 0
         return
     try:
-        yield lambda: bool(pressed)
+        yield lambda: received[0] if received else 0
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, action in previous.items():
+            signal.signal(signum, action)

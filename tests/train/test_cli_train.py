@@ -104,36 +104,57 @@ def test_cli_resume_that_would_stretch_a_onecycle_schedule_is_refused(tmp_path):
 
 def test_cli_resume_of_a_run_without_checkpoint_is_a_clear_error(tmp_path):
     spec = spec_file(tmp_path, SMALL)
-    result = invoke("train", spec, "--resume", tmp_path / "nothing-here")
+    (tmp_path / "empty").mkdir()
+    result = invoke("train", spec, "--resume", tmp_path / "empty")
     assert_clean_failure(result, 2)
     assert "no last.pt" in result.stderr
 
 
-# --- 4. Ctrl-C -----------------------------------------------------------------------------------
+def test_cli_resume_of_a_missing_directory_says_it_does_not_exist(tmp_path):
+    spec = spec_file(tmp_path, SMALL)
+    result = invoke("train", spec, "--resume", tmp_path / "nothing-here")
+    assert_clean_failure(result, 2)
+    assert f"cannot resume {tmp_path / 'nothing-here'}: there is no such directory" \
+        in result.stderr
+    assert not (tmp_path / "nothing-here").exists()
 
-def test_sigint_saves_a_resumable_checkpoint_and_exits_130(tmp_path):
+
+def start_training(spec: Path, run: Path, options: list) -> subprocess.Popen:
+    """`archdsl train` in a process of its own, for (nearly) ever."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "archdsl", "train", str(spec), *map(str, options),
+         "--epochs", "100000", "--out", str(run)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def wait_for_an_epoch(process: subprocess.Popen, run: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not ((run / "metrics.jsonl").is_file() and (run / "metrics.jsonl").read_text()):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no epoch completed within 60 s"
+        time.sleep(0.05)
+
+
+# --- 4. Ctrl-C and SIGTERM ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_saves_a_resumable_checkpoint_and_exits_128_plus_it(tmp_path, signum, code):
     spec = spec_file(tmp_path, DROPOUT)
     run = tmp_path / "run"
     options = [*SYNTHETIC, "--seed", "4"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "archdsl", "train", str(spec), *options, "--epochs", "100000",
-         "--out", str(run)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    process = start_training(spec, run, options)
     try:
-        deadline = time.monotonic() + 60
-        while not ((run / "metrics.jsonl").is_file() and (run / "metrics.jsonl").read_text()):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "no epoch completed within 60 s"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
+        wait_for_an_epoch(process, run)
+        process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr and "interrupted in epoch" in stderr
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr
+    assert f"interrupted by {signal.Signals(signum).name} in epoch" in stderr
     assert f"archdsl train {spec} --resume {run}" in stderr
     state = load(run / "last.pt")
     done = state["epoch"]
@@ -305,6 +326,37 @@ def test_eval_of_a_missing_checkpoint_is_a_clear_error(tmp_path):
     result = invoke("eval", spec_file(tmp_path, SMALL), "--checkpoint", tmp_path / "no.pt")
     assert_clean_failure(result, 2)
     assert "does not exist" in result.stderr
+    result = invoke("eval", spec_file(tmp_path, SMALL))
+    assert_clean_failure(result, 2)
+    assert "which checkpoint? give --checkpoint" in result.stderr
+
+
+def test_eval_takes_a_run_directory_for_its_spec_and_best_checkpoint(tmp_path):
+    spec = spec_file(tmp_path, DROPOUT)
+    run = tmp_path / "run"
+    assert invoke("train", spec, *SYNTHETIC, "--epochs", "2", "--out", run).exit_code == 0
+    by_file = invoke("eval", spec, "--checkpoint", run / "best.pt", "--format", "json")
+    by_checkpoint_dir = invoke("eval", spec, "--checkpoint", run, "--format", "json")
+    by_run = invoke("eval", run, "--format", "json")
+    for result in (by_file, by_checkpoint_dir, by_run):
+        assert result.exit_code == 0, result.output
+    report = json.loads(by_run.stdout)
+    assert report["checkpoint"] == str(run / "best.pt")
+    assert report["epoch"] == load(run / "best.pt")["epoch"]
+    assert json.loads(by_file.stdout) == json.loads(by_checkpoint_dir.stdout) == report
+    # the run's last.pt still comes by name, with the run's own spec
+    last = invoke("eval", run, "--checkpoint", run / "last.pt", "--format", "json")
+    assert json.loads(last.stdout)["epoch"] == 2
+
+
+def test_eval_of_a_directory_that_is_no_run_is_a_clear_error(tmp_path):
+    (tmp_path / "folder").mkdir()
+    result = invoke("eval", tmp_path / "folder")
+    assert_clean_failure(result, 2)
+    assert f"{tmp_path / 'folder'} is a directory without spec.spec" in result.stderr
+    result = invoke("eval", spec_file(tmp_path, SMALL), "--checkpoint", tmp_path / "folder")
+    assert_clean_failure(result, 2)
+    assert f"{tmp_path / 'folder'} has no best.pt, and it is not a run directory" in result.stderr
 
 
 def test_eval_with_another_spec_is_a_clear_error(tmp_path):

@@ -3,7 +3,8 @@
 (a) after training, every parameter is identical on both ranks;
 (b) the run equals, within float tolerance, one process with twice the batch over the same data
     order, tail included (the subset leaves a last batch of one example);
-(c) a rank killed with SIGKILL mid-run ends the job non-zero, with a clear message, in bounded time.
+(c) a rank killed with SIGKILL mid-run ends the job non-zero, with a clear message, in bounded time;
+(d) SIGTERM to the launcher stops every rank at the same step and exits 143, ready to resume.
 Also: `--nproc` runs resume exactly (and in one process), only rank 0 prints, and --nproc with
 --device cuda fails before starting anything on a machine without CUDA.
 
@@ -188,26 +189,36 @@ def _rank_of(pid: int) -> int | None:
     return next((int(v[5:]) for v in environ if v.startswith(b"RANK=")), None)
 
 
+def start_launcher(*arguments) -> subprocess.Popen:
+    """`archdsl train ARGUMENTS` in a process of its own; its standard output read by a thread
+    into `launcher.lines`, with `launcher.training` set at the first epoch's line."""
+    launcher = subprocess.Popen([sys.executable, "-m", "archdsl", "train", *map(str, arguments)],
+                                env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    launcher.lines, launcher.training = [], threading.Event()
+
+    def read():
+        for line in launcher.stdout:
+            launcher.lines.append(line)
+            if line.startswith("epoch 1/"):
+                launcher.training.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    return launcher
+
+
+def assert_in_training(launcher: subprocess.Popen) -> None:
+    assert launcher.training.wait(60), "".join(launcher.lines)
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers in /proc")
 def test_c_a_killed_rank_ends_the_job_with_a_clear_message(tmp_path):
     spec = tmp_path / "tiny.spec"
     spec.write_text(SPEC)
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "archdsl", "train", str(spec), "--nproc", "2", "--device", "cpu",
-         "--dataset", "synthetic", "--epochs", "1000", "--batch-size", "16",
-         "--out", str(tmp_path / "run")],
-        env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines, training = [], threading.Event()
-
-    def read():
-        for line in launcher.stdout:
-            lines.append(line)
-            if line.startswith("epoch 1/"):
-                training.set()
-
-    threading.Thread(target=read, daemon=True).start()
+    launcher = start_launcher(spec, "--nproc", "2", "--device", "cpu", "--dataset", "synthetic",
+                              "--epochs", "1000", "--batch-size", "16", "--out", tmp_path / "run")
     try:
-        assert training.wait(60), "".join(lines)
+        assert_in_training(launcher)
         workers = _children(launcher.pid)
         victim = next(pid for pid in workers if _rank_of(pid) == 1)
         os.kill(victim, signal.SIGKILL)
@@ -226,6 +237,43 @@ def test_c_a_killed_rank_ends_the_job_with_a_clear_message(tmp_path):
     for pid in workers:  # no process of the job is left behind
         assert not Path(f"/proc/{pid}").exists() or \
             (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers in /proc")
+def test_d_sigterm_to_the_launcher_stops_every_rank_at_one_step_and_exits_143(tmp_path):
+    """What a scheduler, `docker stop` or `timeout` does: SIGTERM to the launcher alone, which
+    torchrun passes on. The ranks agree on the step (a rank stopping alone would leave the other
+    in a collective, and the job would fail with exit 1), rank 0 says how to resume, and the
+    run resumes."""
+    spec, run = tmp_path / "tiny.spec", tmp_path / "run"
+    spec.write_text(SPEC)
+    launcher = start_launcher(spec, *CLI_SETTINGS, "--epochs", "1000", "--nproc", "2",
+                              "--out", run)
+    try:
+        assert_in_training(launcher)
+        workers = _children(launcher.pid)
+        launcher.send_signal(signal.SIGTERM)
+        code = launcher.wait(timeout=60)
+        stderr = launcher.stderr.read()
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait(60)
+    assert code == 143, stderr
+    assert "interrupted by SIGTERM in epoch" in stderr and "Traceback" not in stderr, stderr
+    assert f"resume with: archdsl train {spec} --resume {run}" in stderr
+    assert "error:" not in stderr and "stopped by" not in stderr, stderr
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or \
+            (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z")
+    state = load(run / "last.pt")
+    done = state["epoch"]
+    assert done >= 1 and len(state["rng_per_rank"]) == WORLD and len(state["history"]) == done
+    # (resuming with --nproc 2 is the resume test's; here one process, to keep this one short)
+    resumed = train(analyze(SPEC), SPEC,
+                    resumed_config(run, {"epochs": done + 1, "batch_size": WORLD * PER_PROCESS_BATCH}),
+                    run, resume=True, show_progress=False, echo=lambda line: None)
+    assert [r["epoch"] for r in resumed.history] == list(range(1, done + 2))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
