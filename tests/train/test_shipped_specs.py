@@ -10,6 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from archdsl import parse
 from archdsl.cli import app
 from archdsl.train import checkpoint
 from archdsl.train.config import TrainConfig
@@ -60,7 +61,7 @@ def run(request, tmp_path_factory):
 def test_both_checkpoints_load_with_weights_only_and_hold_the_plain_config(run):
     spec, out = run
     saved = json.loads((out / "config.json").read_text())
-    expected = TrainConfig.from_spec(__import__("archdsl").parse(spec.read_text()))
+    expected = TrainConfig.from_spec(parse(spec.read_text()))
     for name in ("last.pt", "best.pt"):
         state = torch.load(out / name, map_location="cpu", weights_only=True)
         assert_plain(state["config"], f"{name} config")
