@@ -49,8 +49,11 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 ELLIPSIS_LINE = "…"
 
-MARKER = re.compile(r"<!--\s*(?P<kind>run|file|spec|excerpt|approx|skip)\b:?(?P<arguments>.*?)-->\s*\Z", re.DOTALL)
-HIDDEN_FILE = re.compile(r"^<!--\s*file:\s*(?P<path>\S+)[ \t]*\n(?P<text>.*?)^-->", re.DOTALL | re.MULTILINE)
+MARKER = re.compile(r"<!--\s*(?P<kind>run|file|spec|excerpt|approx|skip)\b:?(?P<arguments>.*?)"
+                    r"-->\s*\Z",
+                    re.DOTALL)
+HIDDEN_FILE = re.compile(r"^<!--\s*file:\s*(?P<path>\S+)[ \t]*\n(?P<text>.*?)^-->",
+                         re.DOTALL | re.MULTILINE)
 RUN_OPTIONS = re.compile(r"^(?P<command>.*?)\s*(?:\[(?P<options>[^\[\]]*)\])?\s*$", re.DOTALL)
 VARYING = [
     (re.compile(r"\b\d+(?:\.\d+)? s\b"), "<seconds> s"),
@@ -118,7 +121,8 @@ def output_pattern(expected: str, part: str = "all", decimals: bool = False) -> 
     return re.compile("".join(pieces))
 
 
-def mismatch(expected: str, actual: str, part: str = "all", tolerance: float | None = None) -> str | None:
+def mismatch(expected: str, actual: str, part: str = "all",
+             tolerance: float | None = None) -> str | None:
     """None when `actual` shows `expected` (both normalized), else a diff to read. With a
     relative `tolerance`, decimal numbers may differ by that much."""
     match = output_pattern(expected, part, decimals=tolerance is not None).fullmatch(actual)
@@ -176,10 +180,11 @@ def command_environment(scratch: Path) -> dict:
 
 
 def run_command(command: str, namespace: dict, stream: str = "both", stdin: str | None = None):
-    """Runs `command` under bash in the scratch clone: (exit status, the stream asked, normalized)."""
+    """Runs `command` under bash in the scratch clone: (exit status, that stream normalized)."""
     separate = stream != "both"
     result = subprocess.run(
-        ["bash", "-c", command], cwd=namespace["clone"], env=command_environment(namespace["scratch"]),
+        ["bash", "-c", command], cwd=namespace["clone"],
+        env=command_environment(namespace["scratch"]),
         input=stdin, text=True, timeout=600, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE if separate else subprocess.STDOUT,
     )
@@ -208,7 +213,8 @@ def evaluate_file(example: Example) -> None:
 
 
 def evaluate_spec(example: Example) -> str | None:
-    status, output = run_command("archdsl check -", example.namespace, stdin=example.parsed["block"])
+    status, output = run_command("archdsl check -", example.namespace,
+                                 stdin=example.parsed["block"])
     return None if status == 0 else f"the spec does not check (exit {status}):\n{output}"
 
 
@@ -278,7 +284,7 @@ def unmarked(example: Example) -> str:
             "README.md), or skip it with <!-- skip: next \"reason\" -->")
 
 
-# --- the parser -------------------------------------------------------------------------------------
+# --- the parser ------------------------------------------------------------------------------
 
 FENCES = RawFencedCodeBlockLexer(info_pattern=re.compile(r"(?P<language>[^\n]*)\n"))
 
@@ -287,7 +293,9 @@ def block_kind(document: Document, region: Region) -> tuple[str, str]:
     """The block's marker (kind, arguments) from the comment just above it, else its own form."""
     before = document.text[:region.start]
     marker = MARKER.search(before[before.rfind("<!--"):]) if "<!--" in before else None
-    if marker and not (marker["kind"] == "file" and "\n" in marker["arguments"].strip()):
+    hidden_file = marker and marker["kind"] == "file" and "\n" in marker["arguments"].strip()
+    # A skipped block keeps its own kind: a skip on a condition that is false runs it.
+    if marker and marker["kind"] != "skip" and not hidden_file:
         return marker["kind"], marker["arguments"].strip()
     language = region.lexemes["language"].strip()
     source = str(region.lexemes["source"])
@@ -299,17 +307,15 @@ def block_kind(document: Document, region: Region) -> tuple[str, str]:
 
 
 EVALUATORS = {"run": evaluate_run, "file": evaluate_file, "spec": evaluate_spec,
-              "excerpt": evaluate_excerpt,
-              "session": evaluate_session, "approx": evaluate_session, "python": evaluate_python, "unmarked": unmarked}
+              "excerpt": evaluate_excerpt, "session": evaluate_session,
+              "approx": evaluate_session, "python": evaluate_python, "unmarked": unmarked}
 
 
 def parse_blocks(document: Document):
     for region in FENCES(document):
         kind, arguments = block_kind(document, region)
         parsed = {"kind": kind, "block": str(region.lexemes["source"])}
-        if kind == "skip":
-            kind = "unmarked"  # the skip comment's own region skips it; unskipped, it fails
-        elif kind == "run":
+        if kind == "run":
             parsed["expected"] = parse_run_marker(arguments)
         elif kind == "approx":
             parsed["tolerance"] = float(arguments.rstrip("%")) / 100

@@ -21,14 +21,13 @@ def test_every_fenced_block_is_run_checked_or_skipped_with_a_reason():
     # Sybil's regions must cover every fence in the file: none may be dropped by the lexer.
     assert len(fenced) == len(FENCE_OPENING.findall(document.text)) // 2 > 20
     for index, example in enumerate(examples):
-        if example.region.evaluator is not rx.unmarked:
-            continue
-        skip = examples[index - 1] if index else None
-        assert skip is not None and isinstance(skip.region.evaluator, Skipper), (
-            f"README.md line {example.line}: unmarked block")
-        action, reason = skip.parsed
-        assert action == "next" and reason and reason.strip().strip('"'), (
-            f"README.md line {skip.line}: a skip needs a reason")
+        if isinstance(example.region.evaluator, Skipper):
+            action, reason = example.parsed
+            assert action == "next" and reason and reason.strip().strip('"'), (
+                f"README.md line {example.line}: a skip needs a reason")
+        if example.region.evaluator is rx.unmarked:
+            assert index and isinstance(examples[index - 1].region.evaluator, Skipper), (
+                f"README.md line {example.line}: unmarked block")
 
 
 def test_the_readme_runs_commands_and_python():
@@ -152,4 +151,17 @@ def test_approx_compares_decimals_within_a_tolerance():
     assert far == "0.6 is not within 2% of 0.4227"
     assert rx.mismatch(readme, "epoch 1/3  train loss 0.5227 acc 84.69%\n", tolerance=0.02) == (
         "0.5227 is not within 2% of 0.4227")
-    assert rx.mismatch(readme, "epoch 2/3  train loss 0.4227 acc 84.69%\n", tolerance=0.02) is not None
+    other_epoch = "epoch 2/3  train loss 0.4227 acc 84.69%\n"
+    assert rx.mismatch(readme, other_epoch, tolerance=0.02) is not None
+
+
+def test_a_skip_on_a_false_condition_runs_the_block(tmp_path):
+    failures = evaluate(tmp_path, """
+<!-- skip: next if(shutil.which("sh") is None, reason="needs sh") -->
+```
+$ archdsl check specs/mlp.spec --format json | head -1
+{
+$ archdsl fmt specs/nothing.spec
+```
+""")
+    assert len(failures) == 1 and "`archdsl fmt specs/nothing.spec` exited 2" in failures[0]
