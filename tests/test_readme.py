@@ -50,6 +50,10 @@ def test_normalize_only_what_varies():
     assert rx.normalize(line) == rx.normalize(other)
     assert rx.normalize(line) != rx.normalize(line.replace("84.69", "84.70"))
     assert rx.normalize("Conv2d(1→16, k=3, s=1, p=1)  \n") == "Conv2d(1→16, k=3, s=1, p=1)\n"
+    check = "onnxruntime matches PyTorch on 3 random inputs: max |difference| {} (tolerance {})\n"
+    assert rx.normalize(check.format("1.7e-08", "1.6e-05")) == rx.normalize(check.format("0", "2e-05"))
+    assert rx.normalize(check.format("0", "2e-05")) != rx.normalize(check.format("0", "2e-05")
+                                                                    .replace("3 random", "2 random"))
 
 
 def test_mismatch_with_ellipsis_head_and_tail():
