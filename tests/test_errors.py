@@ -287,17 +287,6 @@ def test_input_shapes_that_read_as_meant_do_not_warn(shape):
     assert result.exit_code == 0 and result.stderr == "", result.stderr
 
 
-def test_the_readme_warning_example(tmp_path, monkeypatch):
-    # The check section's example, as a user runs it, and as the README shows it.
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "pytorch.spec").write_text(
-        "input 1x28x28\nConv(1, 16, 3, p=1) -> ReLU -> MaxPool(2) -> Flatten -> Linear(10)\n")
-    result = check("pytorch.spec")
-    assert result.exit_code == 0 and result.stdout
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"```\n{result.stderr}```\n" in readme, result.stderr
-
-
 def test_cr_only_line_endings_parse_like_crlf(tmp_path):
     # A CR alone once ended lines (classic Mac OS); the comment must end at it, not run on.
     path = tmp_path / "mac.spec"

@@ -21,11 +21,12 @@ DROPOUT = ("input 1x28x28\nConv(8, 3, p=1) -> ReLU -> MaxPool(2) -> Dropout(0.3)
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def run(spec: str, out: Path, *, resume: bool = False, echo=None, **settings):
+def run(spec: str, out: Path, *, resume: bool = False, overwrite: bool = False, echo=None,
+        **settings):
     config = resumed_config(out, settings) if resume else TrainConfig(**settings)
     lines = []
-    result = train(analyze(spec), spec, config, out, resume=resume, show_progress=False,
-                   echo=echo or lines.append)
+    result = train(analyze(spec), spec, config, out, resume=resume, overwrite=overwrite,
+                   show_progress=False, echo=echo or lines.append)
     return result, lines
 
 
@@ -232,7 +233,12 @@ def test_links_planted_in_the_run_directory_are_replaced_not_written_through(tmp
                ".last.pt.tmp", ".spec.spec.tmp", ".curves.png.tmp", ".metrics.jsonl.tmp"]
     for name in planted:
         (out / name).symlink_to(victim)
-    run(SMALL, out, dataset="synthetic", subset=64, epochs=1)
+    # Links named like a run's files make the directory hold a run: refused, nothing touched.
+    with pytest.raises(RunError, match="holds a run already"):
+        run(SMALL, out, dataset="synthetic", subset=64, epochs=1)
+    assert victim.read_text() == "precious\n"
+    # --overwrite deletes those names (the links, not what they point to), then writes afresh.
+    run(SMALL, out, overwrite=True, dataset="synthetic", subset=64, epochs=1)
     assert victim.read_text() == "precious\n"
     for name in ["spec.spec", "config.json", "metrics.jsonl", "curves.png", "last.pt", "best.pt"]:
         assert not (out / name).is_symlink() and (out / name).stat().st_size > 0, name
