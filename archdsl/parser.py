@@ -2,23 +2,16 @@
 builds the IR with every node's source span. lark's errors become archdsl's (syntax_errors)."""
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
 import keyword
 import math
-import os
 import re
-import stat
 import sys
-import tempfile
-from importlib import resources
-from pathlib import Path
 
-import lark
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
+from . import parser_cache
 from .errors import ArchDSLError, Span, SpecFileError, SpecSyntaxError
 from .budget import METRICS, parse_bound
 from .ir import (Argument, AssertDecl, Call, Chain, Definition, Group, InputDecl, Name, Named,
@@ -34,83 +27,10 @@ MAX_ITEMS = 100  # arguments of a call, parameters of a definition, values of a 
 
 @functools.cache
 def _parser() -> Lark:
-    # Building the LALR tables costs more than parsing a ResNet-50 spec, in every process; they
-    # are kept in a cache file, keyed by the grammar, lark's and Python's versions.
-    folder = _cache_folder()
-    path = folder / "parser.lark-cache" if folder else None
-    key = _cache_key()
-    parser = _load_cache(path, key) if path else None
-    if parser is None:
-        parser = Lark.open_from_package("archdsl.grammars", "archdsl.lark", ("",), parser="lalr",
-                                        propagate_positions=True, maybe_placeholders=False)
-        if path:
-            _save_cache(parser, path, key)
-    return parser
-
-
-def _cache_file() -> str | None:
-    """Where the built parser is kept, or None where no safe place can be had."""
-    folder = _cache_folder()
-    return str(folder / "parser.lark-cache") if folder else None
-
-
-def _cache_folder() -> Path | None:
-    """The user's cache directory for archdsl, not a predictable name in the shared temporary
-    directory: the cache is a pickle, and unpickling runs code. Trusted only if it is a real
-    directory (no link) that the current user owns and no one else may write; else None, and
-    the parser is built each time."""
-    try:
-        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "archdsl"
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        status = os.lstat(folder)
-    except (OSError, RuntimeError):  # RuntimeError: no home directory to be found
-        return None
-    return folder if _private(status) and stat.S_ISDIR(status.st_mode) else None
-
-
-def _private(status: os.stat_result) -> bool:
-    return status.st_uid == os.getuid() and not status.st_mode & 0o022
-
-
-def _cache_key() -> bytes:
-    grammar = (resources.files("archdsl.grammars") / "archdsl.lark").read_bytes()
-    identity = b"\0".join([grammar, lark.__version__.encode(), sys.version.encode()])
-    return hashlib.sha256(identity).hexdigest().encode() + b"\n"
-
-
-def _load_cache(path: Path, key: bytes) -> Lark | None:
-    """The cached parser, if the file is a regular file (a link is not followed) of the current
-    user's that no one else may write, and was built for this grammar; else None."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return None
-    with os.fdopen(descriptor, "rb") as file:
-        status = os.fstat(file.fileno())
-        if not stat.S_ISREG(status.st_mode) or not _private(status) or file.readline() != key:
-            return None
-        try:
-            return Lark.load(file)
-        except Exception:  # a damaged or truncated file: build the parser again
-            return None
-
-
-def _save_cache(parser: Lark, path: Path, key: bytes) -> None:
-    """Write the cache under a fresh private name in the same directory, then rename it into
-    place: a reader never sees half a file, and no planted name is written through."""
-    try:
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".parser.",
-                                                 suffix=".tmp")
-    except OSError:
-        return
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(key)
-            parser.save(file)
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
+    # Building the LALR tables costs more than parsing a ResNet-50 spec, in every process.
+    return parser_cache.cached(lambda: Lark.open_from_package(
+        "archdsl.grammars", "archdsl.lark", ("",), parser="lalr", propagate_positions=True,
+        maybe_placeholders=False))
 
 
 def lone_cr_as_lf(text: str) -> str:

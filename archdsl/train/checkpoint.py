@@ -1,7 +1,6 @@
 """Checkpoints that a kill at any moment cannot corrupt, loadable with weights_only=True."""
 from __future__ import annotations
 
-import os
 import pickle
 import re
 import zipfile

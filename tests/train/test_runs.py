@@ -5,7 +5,6 @@ import io
 import re
 import signal
 
-import pytest
 
 from archdsl.train import runs
 from archdsl.train.progress import EpochProgress

@@ -1,4 +1,5 @@
-"""The parser's table cache: a process that finds it parses exactly as one that builds it."""
+"""archdsl/parser_cache.py: a process that finds the cache parses exactly as one that builds it,
+and a cache that someone else could have written is never unpickled."""
 import json
 import os
 import subprocess
@@ -10,9 +11,9 @@ from conftest import ROOT
 
 # What a fresh process parses and analyzes, with where its parser came from.
 PROBE = """
-import json, archdsl, archdsl.parser as parser
+import json, archdsl, archdsl.parser_cache as parser_cache
 analysis = archdsl.analyze(archdsl.read_spec("specs/zoo/resnet50.spec"))
-print(json.dumps({"cache": parser._cache_file(), "rows": [r.name for r in analysis.rows],
+print(json.dumps({"cache": parser_cache.cache_file(), "rows": [r.name for r in analysis.rows],
                   "params": analysis.totals.params}))
 """
 
@@ -57,7 +58,7 @@ import os, pickle, sys
 class Payload:
     def __reduce__(self):
         return (os.system, ("touch " + sys.argv[2],))
-key = __import__("archdsl.parser", fromlist=["_cache_key"])._cache_key()
+key = __import__("archdsl.parser_cache", fromlist=["cache_key"]).cache_key()
 with open(sys.argv[1], "wb") as file:
     file.write(key)
     pickle.dump(Payload(), file)
