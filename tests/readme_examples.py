@@ -1,7 +1,7 @@
 """README.md as a test, through Sybil: every fenced block is run, checked, or skipped with a reason.
 
 The markup is HTML comments, invisible on GitHub, on the line before a block (README.md's
-first comment lists them for writers):
+first comment names them and points here):
 
 - `<!-- run: COMMAND -->`: the block is COMMAND's output, standard output and error together in
   the order written, exit status 0. Options in brackets at the end: `[exit 1, stderr, tail]`
@@ -285,8 +285,8 @@ def evaluate_python(example: Example) -> str | None:
 
 
 def unmarked(example: Example) -> str:
-    return ("this block is neither run nor checked: mark it (see the comment at the top of "
-            "README.md), or skip it with <!-- skip: next \"reason\" -->")
+    return ("this block is neither run nor checked: mark it (the markers are listed in "
+            "tests/readme_examples.py), or skip it with <!-- skip: next \"reason\" -->")
 
 
 # --- the parser ------------------------------------------------------------------------------
