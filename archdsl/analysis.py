@@ -95,7 +95,7 @@ def analyze(spec: Spec | str, input: Shape | str | None = None, batch: int = 1) 
             error.warnings = tuple(warnings)  # a batch axis in the input may be the cause
             raise _placed(error, node, nodes, spec.text)
         order = node.torch_order
-        if order is not None and order.size == row.input[0] and \
+        if order is not None and order.size == row.input[0] and order.likely and \
                 not any(w.span == node.span for w in warnings):  # once for a repeat's copies
             warnings.append(_placed(ArchDSLWarning(
                 f"archdsl infers the {node.layer.torch_inferred} ({order.size} here) from the "

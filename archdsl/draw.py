@@ -17,7 +17,6 @@ from .ir import INPUT
 from .layers import format_shape
 from .suffixes import format_from_suffix
 
-FORMATS = ("svg", "png", "pdf", "dot")
 _SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 _COLORS = {  # fill colour by layer type; other layers are white
     "Conv": "#cfe2f3", "ConvTranspose": "#cfe2f3", "Linear": "#d9ead3",

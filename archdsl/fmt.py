@@ -21,6 +21,7 @@ from pathlib import Path
 
 from lark import Token, Tree
 
+from .errors import RunError
 from .files import replace_file
 from .parser import _parser, lone_cr_as_lf, parse
 
@@ -77,8 +78,11 @@ def write_atomically(path: Path, text: str) -> None:
     permissions: an interrupted write never leaves half a spec. A link at `path` is followed, so
     it stays a link; nothing planted beside the spec is written through."""
     target = path.resolve()
-    replace_file(target, lambda handle: handle.write(text.encode("utf-8")),
-                 stat.S_IMODE(target.stat().st_mode))
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except OSError as error:  # removed, or a dangling link, since it was read
+        raise RunError(f"cannot write {path}: {error.strerror or error}") from None
+    replace_file(target, lambda handle: handle.write(text.encode("utf-8")), mode)
 
 
 @dataclass

@@ -93,6 +93,6 @@ def save(parser: Lark, path: Path, key: bytes) -> None:
             file.write(key)
             parser.save(file)
         os.replace(temporary, path)
-    except OSError:
+    except Exception:  # a cache is an optimization: failing to write one is no error
         with contextlib.suppress(OSError):
             os.unlink(temporary)

@@ -231,6 +231,7 @@ def test_pytorch_argument_order_warns_with_what_to_write():
     "input 1x28x28\nConv(16, 3, 1) -> Flatten -> Linear(10)\n",  # 16 is not the 1 channel
     "input 16x28x28\nConv(16, 3) -> Flatten -> Linear(10)\n",  # Conv(3) would miss its kernel
     "input 1x28x28\nConv(1, 16, stride=3) -> Flatten -> Linear(10)\n",  # the stride by keyword
+    "input 64x8x8\nConv(64, 3, 1, 1) -> Flatten -> Linear(10)\n",  # archdsl's out, k, s, p
 ])
 def test_archdsl_argument_order_does_not_warn(text):
     result = check("-", input=text)

@@ -161,6 +161,15 @@ class TorchOrder:
     rewritten: str  # the call without that first value: Conv(16, 3)
     reading: str  # how archdsl reads the call as written: out=1, kernel=16, stride=3
     last: str  # the last argument given by position, which a keyword would pin
+    second: object  # the second value: PyTorch's output size, archdsl's kernel
+
+    @property
+    def likely(self) -> bool:
+        """Whether PyTorch's reading is the likelier: its output size (archdsl's kernel) is at
+        least its input size, as in Conv(1, 16, 3); Conv(64, 3, 1, 1), a kernel far below the
+        channels, is archdsl's own order."""
+        return isinstance(self.second, int) and isinstance(self.size, int) and \
+            self.second >= self.size
 
 
 def torch_order(call) -> TorchOrder | None:
@@ -182,7 +191,7 @@ def torch_order(call) -> TorchOrder | None:
         return None
     reading = ", ".join(f"{f.name}={literal(a.value)}" for f, a in zip(fields, positional))
     return TorchOrder(positional[0].value, _written(call.name, call.arguments[1:]), reading,
-                      fields[len(positional) - 1].name)
+                      fields[len(positional) - 1].name, positional[1].value)
 
 
 def _written(name: str, arguments) -> str:

@@ -52,6 +52,8 @@ def load(path: Path, *, resumable: bool = False) -> dict:
         raise _damaged(path, "its contents do not unpickle") from None
     except EOFError:
         raise _damaged(path, "it ends early") from None
+    except OSError as err:  # replaced or made unreadable since its first bytes were read
+        raise RunError(f"cannot read checkpoint {path}: {err.strerror or err}") from None
     except (RuntimeError, KeyError, ValueError) as err:
         if "magic number" in str(err).lower() or _foreign_zip(path):
             raise _not_ours(path, "it is a file not written by torch.save") from None

@@ -65,9 +65,13 @@ class TrainConfig:
                                        resolve_arguments(spec.training.arguments, {}),
                                        spec.training.span)
         dataset = values.get("dataset")
-        if dataset is not None and dataset.lower().replace("_", "-") not in DATASETS and \
+        # A misspelt name is caught here, where the spec's position is known. Any other word may
+        # be an image folder on the machine that trains, so whether it exists is load_dataset's
+        # to say, not check's.
+        close = dataset is not None and "/" not in dataset and suggest(dataset, DATASETS)
+        if close and dataset.lower().replace("_", "-") not in DATASETS and \
                 not Path(dataset).is_dir():
-            raise ArgumentError(f"unknown dataset {dataset!r}{suggest(dataset, DATASETS)}",
+            raise ArgumentError(f"unknown dataset {dataset!r}{close}",
                                 spans["dataset"], hint=f"datasets: {', '.join(DATASETS)}, or "
                                                        f"an image folder's directory")
         return cls(**values)

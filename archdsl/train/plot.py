@@ -25,5 +25,7 @@ def plot_curves(records: list[dict], path: Path) -> None:
         axis.legend()
     figure.tight_layout()
     # Saved through a fresh file and a rename, as every run file is: never through a link.
-    replace_file(path, lambda handle: figure.savefig(handle, dpi=100, format="png"))
-    plt.close(figure)
+    try:
+        replace_file(path, lambda handle: figure.savefig(handle, dpi=100, format="png"))
+    finally:
+        plt.close(figure)

@@ -17,7 +17,10 @@ class EpochProgress:
         self.stream = stream or sys.stderr
         self.console = Console(file=self.stream)
         self.enabled = enabled and self.console.is_terminal
-        self.every = every if enabled and not self.enabled else 0  # 0: no plain lines
+        # The loop reads the loss every `every` steps on every rank alike, since under torchrun
+        # that read is a collective; only here, with no terminal, does it print a line.
+        self.every = every
+        self.prints_lines = enabled and not self.enabled
         self.progress = None
 
     def start(self, label: str, total_images: int, total_steps: int) -> None:
@@ -33,14 +36,15 @@ class EpochProgress:
         self.task = self.progress.add_task(label, total=total_images, loss=float("nan"), rate=0.0)
 
     def due(self, step: int) -> bool:
-        """Whether `step` ends with a plain line, so the loop has the loss ready for it."""
+        """Whether the loop reads the loss at `step` (the same answer on every rank), for a
+        plain line where one is printed."""
         return bool(self.every) and step % self.every == 0
 
     def update(self, step: int, images: int, loss: float) -> None:
         rate = images / max(1e-9, time.perf_counter() - self.started)
         if self.progress is not None:
             self.progress.update(self.task, completed=images, loss=loss, rate=rate)
-        elif self.due(step):
+        elif self.prints_lines and self.due(step):
             print(f"{self.label}  step {step}/{self.total_steps}  loss {loss:.4f}  "
                   f"{rate:,.0f} img/s", file=self.stream, flush=True)
 

@@ -77,10 +77,14 @@ def _lock(run_dir: Path) -> int | None:
                        hint=f"{path} must be a plain file (or absent)") from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except OSError as err:
         os.close(descriptor)
-        raise RunError(f"{run_dir} is in use: another training holds it (it has {path} locked)",
-                       hint="wait for that training to end, or give another --out") from None
+        if isinstance(err, BlockingIOError):
+            raise RunError(f"{run_dir} is in use: another training holds it (it has {path} "
+                           f"locked)", hint="wait for that training to end, or give another "
+                                            "--out") from None
+        raise RunError(f"cannot lock {run_dir}: {path}: {err.strerror}",
+                       hint="train into a directory on a local file system") from None
     return descriptor
 
 
@@ -88,15 +92,16 @@ def spec_change(run_dir: Path, spec_text: str, input=None) -> str | None:
     """How `spec_text` differs from the run's spec.spec as a network or a train(...) block, in
     words naming the first difference; None when they differ at most in layout and comments."""
     from ..analysis import analyze
-    from ..parser import parse
+    from ..parser import parse, read_text
     from .config import TrainConfig
 
     path = Path(run_dir) / "spec.spec"
     if not path.is_file():
         return None  # a run from before spec.spec was kept: nothing to compare with
     try:
-        saved = parse(path.read_text(), str(path))
+        saved = parse(read_text(str(path)), str(path))
         before = analyze(saved, input)
+        old_config = TrainConfig.from_spec(saved)
     except ArchDSLError as error:
         return f"the run's {path} no longer analyzes ({error.message})"
     spec = parse(spec_text)
@@ -111,7 +116,7 @@ def spec_change(run_dir: Path, spec_text: str, input=None) -> str | None:
         extra = longer.rows[min(len(before.rows), len(now.rows))]
         return f"the network has {len(now.rows)} layers now, {len(before.rows)} in the run " \
                f"(the first {other} alone: {extra.name} {extra.layer})"
-    old_config, new_config = TrainConfig.from_spec(saved), TrainConfig.from_spec(spec)
+    new_config = TrainConfig.from_spec(spec)
     for name, value in new_config.to_dict().items():
         if old_config.to_dict()[name] != value:
             return f"its train(...) block sets {name}={value} now, " \

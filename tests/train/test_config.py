@@ -159,3 +159,9 @@ def test_cli_resume_with_a_damaged_config_json_is_a_clear_error(tmp_path):
         assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
         assert "Traceback" not in result.output
         assert f"error: cannot resume {run}: {message}" in result.stderr, result.stderr
+
+
+def test_an_image_folder_absent_here_is_left_to_the_machine_that_trains():
+    # check runs where the data may not be; only a near-miss of a known name is refused.
+    spec = parse(f"input 1x28x28\ntrain(dataset='my_photos')\n{NET}")
+    assert TrainConfig.from_spec(spec).dataset == "my_photos"

@@ -159,12 +159,18 @@ def test_plain_progress_lines_come_every_100_steps_by_default_and_never_on_a_ter
     assert [line[:4] for line in progress_lines(plain.getvalue())] == \
         [(1, 3, 100, 250), (1, 3, 200, 250)]
     assert progress.due(100) and not progress.due(150)
-    off = EpochProgress(False, stream=io.StringIO())
-    assert not off.due(100)
+    # A rank that shows nothing reads the loss at the same steps (under torchrun that read is a
+    # collective, which every rank must join), and prints nothing.
+    quiet_stream = io.StringIO()
+    off = EpochProgress(False, stream=quiet_stream)
+    off.start("epoch 1/3", 250 * 64, 250)
+    off.update(100, 100 * 64, 0.5)
+    assert off.due(100) and not off.due(150) and quiet_stream.getvalue() == ""
 
     class Terminal(io.StringIO):
         def isatty(self):
             return True
 
-    bar = EpochProgress(True, stream=Terminal())
-    assert bar.enabled and not bar.due(100)  # the live bar instead
+    terminal = Terminal()
+    bar = EpochProgress(True, stream=terminal)
+    assert bar.enabled and not bar.prints_lines  # the live bar instead
