@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from .errors import ArchDSLError, ArchDSLWarning, InputShapeError, ShapeError, START, call_site
 from .ir import INPUT, MAX_ELEMENTS, Node, Spec, parse_shape
 from .lowering import lower
-from .layers import Shape
+from .layers import Facts, Shape
 
 SCHEMA = "archdsl.analysis/1"
 FLOAT_BYTES = 4  # float32 parameters and activations
@@ -18,7 +18,8 @@ FLOAT_BYTES = 4  # float32 parameters and activations
 
 @dataclass(frozen=True)
 class Row:
-    """One layer, as data. `weights` are the parameters named weight, `biases` those named bias."""
+    """One layer, as data, read from its Facts. `biases` are the parameters the layer counts as
+    biases, `weights` the others."""
 
     name: str
     type: str
@@ -35,9 +36,19 @@ class Row:
     rf: tuple[int, ...] | None
     jump: tuple[int, ...] | None
     inputs: tuple[str, ...]  # the rows (or "input") this layer reads
-    input_shapes: tuple[Shape, ...] = field(repr=False)
-    parameter_shapes: dict[str, Shape] = field(repr=False)
-    buffer_shapes: dict[str, Shape] = field(repr=False)
+    facts: Facts = field(repr=False)  # what the layer resolved to; explain and compiler read it
+
+    @property
+    def input_shapes(self) -> tuple[Shape, ...]:
+        return self.facts.inputs
+
+    @property
+    def parameter_shapes(self) -> dict[str, Shape]:
+        return dict(self.facts.parameters)
+
+    @property
+    def buffer_shapes(self) -> dict[str, Shape]:
+        return dict(self.facts.buffers)
 
 
 @dataclass(frozen=True)
@@ -153,26 +164,18 @@ def _input_shape(spec: Spec, given) -> Shape:
 
 
 def _analyze_node(node: Node, shapes, fields) -> Row:
-    inputs = tuple(shapes[source] for source in node.inputs)
     layer = node.layer
-    out = layer.output_shape(*inputs)
-    if math.prod(out) > MAX_ELEMENTS:  # as the input: beyond this no count is a real size
+    facts = layer.resolve(*(shapes[source] for source in node.inputs))
+    if math.prod(facts.output) > MAX_ELEMENTS:  # as the input: beyond this no count is real
         raise ShapeError(f"the output is too large: more than {MAX_ELEMENTS:,} elements")
-    parameters = layer.parameter_shapes(*inputs)
-    buffers = layer.buffer_shapes(*inputs)
-    counts = {name: math.prod(s) for name, s in parameters.items()}
-    params = sum(counts.values())
-    biases = sum(n for name, n in counts.items() if name == "bias")
-    rf, jump = _receptive_field(layer.receptive_field(*inputs),
-                                [fields[source] for source in node.inputs])
+    params, biases = facts.params, facts.bias_count
+    rf, jump = _receptive_field(facts.window, [fields[source] for source in node.inputs])
     return Row(
-        name=node.name, type=layer.dsl_name, layer=layer.describe(*inputs),
-        args={k: v for k, v in vars(layer).items()}, input=inputs[0], output=out,
+        name=node.name, type=layer.dsl_name, layer=facts.description,
+        args={k: v for k, v in vars(layer).items()}, input=facts.inputs[0], output=facts.output,
         params=params, weights=params - biases, biases=biases,
-        trainable=0 if layer.frozen else params,
-        buffers=sum(math.prod(s) for s in buffers.values()), macs=layer.macs(*inputs, out),
-        rf=rf, jump=jump, inputs=node.inputs, input_shapes=inputs,
-        parameter_shapes=parameters, buffer_shapes=buffers)
+        trainable=0 if layer.frozen else params, buffers=facts.buffer_count, macs=facts.macs,
+        rf=rf, jump=jump, inputs=node.inputs, facts=facts)
 
 
 def _receptive_field(window, sources):
@@ -199,8 +202,7 @@ def _totals(rows: list[Row], batch: int) -> Totals:
 
 
 def _row_dict(row: Row) -> dict:
-    data = {k: v for k, v in vars(row).items()
-            if k not in ("parameter_shapes", "buffer_shapes", "input_shapes")}
+    data = {k: v for k, v in vars(row).items() if k != "facts"}
     data.update(input=list(row.input), output=list(row.output), inputs=list(row.inputs),
                 rf=list(row.rf) if row.rf else None, jump=list(row.jump) if row.jump else None,
                 args={k: list(v) if isinstance(v, tuple) else v for k, v in row.args.items()})

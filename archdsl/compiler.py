@@ -1,4 +1,5 @@
-"""Analysis -> torch.nn.Module. Every shape comes from the analysis; none is computed here."""
+"""Analysis -> torch.nn.Module. Every shape comes from the analysis (each row's Facts); none is
+computed here."""
 from __future__ import annotations
 
 from torch import nn
@@ -15,7 +16,7 @@ class Network(nn.Module):
         self.input_shape, self.output_shape = analysis.input, analysis.output
         self._order: list[tuple[nn.Module, str, tuple[str, ...]]] = []
         for node, row in zip(analysis.nodes, analysis.rows):
-            module = node.layer.build(*row.input_shapes)
+            module = node.layer.build(row.facts)
             if node.layer.frozen:
                 module.requires_grad_(False)
             _attach(self, node.name, module)

@@ -18,11 +18,10 @@ from .layers import format_shape
 from .suffixes import format_from_suffix
 
 _SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
-_COLORS = {  # fill colour by layer type; other layers are white
-    "Conv": "#cfe2f3", "ConvTranspose": "#cfe2f3", "Linear": "#d9ead3",
-    "MaxPool": "#fff2cc", "AvgPool": "#fff2cc", "AdaptiveAvgPool": "#fff2cc",
-    "GlobalAvgPool": "#fff2cc", "Upsample": "#fff2cc", "BatchNorm": "#ead1dc",
-    "Add": "#f4cccc", "Concat": "#f4cccc", "Dropout": "#eeeeee", "Flatten": "#eeeeee",
+COLORS = {  # fill colour by the kind each layer class declares (Layer.kind)
+    "conv": "#cfe2f3", "linear": "#d9ead3", "pool": "#fff2cc", "resize": "#fff2cc",
+    "norm": "#ead1dc", "merge": "#f4cccc", "regularization": "#eeeeee", "shape": "#eeeeee",
+    "activation": "white",
 }
 INSTALL_HINT = ("install Graphviz, which provides it: `apt-get install graphviz` (Debian, "
                 "Ubuntu), `brew install graphviz` (macOS), `conda install graphviz`; or write "
@@ -44,7 +43,7 @@ def diagram(analysis: Analysis) -> graphviz.Digraph:
     for index, (node, row) in enumerate(zip(analysis.nodes, analysis.rows)):
         ids[row.name] = f"r{index}"
         scope = row.name.rpartition(".")[0]
-        scopes.setdefault(scope, []).append((f"r{index}", row))
+        scopes.setdefault(scope, []).append((f"r{index}", row, node.layer.kind))
     _add_scope(graph, "", scopes)
     for node, row in zip(analysis.nodes, analysis.rows):
         references = node.layer.references()  # named skips, read after the input
@@ -58,9 +57,9 @@ def diagram(analysis: Analysis) -> graphviz.Digraph:
 
 def _add_scope(graph, scope: str, scopes: dict) -> None:
     """The rows of `scope`, then every direct child scope as a nested frame."""
-    for node_id, row in scopes.get(scope, []):
+    for node_id, row, kind in scopes.get(scope, []):
         graph.node(node_id, _label(row.name.rpartition(".")[2], row.layer, row.output),
-                   fillcolor=_COLORS.get(row.type, "white"), id=row.name,
+                   fillcolor=COLORS.get(kind, "white"), id=row.name,
                    tooltip=f"{row.name}: {row.layer}")
     prefix = scope + "." if scope else ""
     children = sorted({s[len(prefix):].split(".")[0] for s in scopes

@@ -75,15 +75,15 @@ def explain(analysis: Analysis, layer: str | None = None) -> Explanation:
 
 
 def _explain_row(row: Row, layer, sources) -> LayerExplanation:
-    text = layer.explain(*row.input_shapes)
-    window = layer.receptive_field(*row.input_shapes)
+    facts = row.facts
+    text = layer.explain(facts)
     return LayerExplanation(
-        name=row.name, type=row.type, layer=row.layer, inputs=row.input_shapes,
+        name=row.name, type=row.type, layer=row.layer, inputs=facts.inputs,
         output=row.output, shape=tuple(text["shape"]), params=row.params,
         params_formula=text["params"], frozen=row.params > 0 and row.trainable == 0,
         buffers=row.buffers, buffers_formula=text["buffers"], macs=row.macs,
         macs_formula=text["macs"], rf=row.rf or None, jump=row.jump or None,
-        rf_formula=_rf_formula(window, sources) if row.rf else None)
+        rf_formula=_rf_formula(facts.window, sources) if row.rf else None)
 
 
 def _rf_formula(window, sources) -> str:

@@ -168,7 +168,7 @@ def _breaking_node(nodes, shape: tuple[int, ...]):
     shapes = {INPUT: shape}
     for node in nodes:
         try:
-            shapes[node.name] = node.layer.output_shape(*(shapes[i] for i in node.inputs))
+            shapes[node.name] = node.layer.resolve(*(shapes[i] for i in node.inputs)).output
         except ArchDSLError:
             return node
     return None

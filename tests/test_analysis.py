@@ -102,3 +102,35 @@ def test_a_layer_written_once_needs_no_note():
     with pytest.raises(ShapeError) as caught:
         analyze("input 1x2x2\nConv(4, 3)")
     assert caught.value.notes == []
+
+
+def test_the_layer_says_which_parameters_are_biases(monkeypatch):
+    """Row.weights and Row.biases follow the layer class's bias_parameters, not the names."""
+    from archdsl.layers import layer_class
+    text = "input 5\nLinear(3) -> BatchNorm"
+    assert [(r.weights, r.biases) for r in analyze(parse(text)).rows] == [(15, 3), (3, 3)]
+    monkeypatch.setattr(layer_class("Linear"), "bias_parameters", ())
+    monkeypatch.setattr(layer_class("BatchNorm"), "bias_parameters", ("weight", "bias"))
+    assert [(r.weights, r.biases) for r in analyze(parse(text)).rows] == [(18, 0), (0, 6)]
+
+
+def test_each_row_is_resolved_once(monkeypatch):
+    """analyze resolves each row's facts once; explain, draw and the compiler read them."""
+    from archdsl.compiler import build
+    from archdsl.draw import diagram
+    from archdsl.explain import explain
+    from archdsl.layers import layer_class
+    calls = []
+    for name in ("Conv", "MaxPool", "ReLU", "Linear", "Flatten", "Add"):  # leaves: one each
+        cls = layer_class(name)
+
+        def counted(self, *shapes, resolve=cls.resolve):
+            calls.append(self.dsl_name)
+            return resolve(self, *shapes)
+        monkeypatch.setattr(cls, "resolve", counted)
+    analysis = analyze(parse("input 1x8x8\n[Conv(4, 3, p=1) -> ReLU] + Conv(4, 1) -> "
+                             "MaxPool(2) -> Flatten -> Linear(3)"))
+    explain(analysis)
+    diagram(analysis)
+    build(analysis)
+    assert calls == [row.type for row in analysis.rows]

@@ -77,14 +77,16 @@ def test_the_train_block_settings_are_builtins():
 
 
 def assert_nothing_of_the_ir_leaves(text: str, input_shape=None) -> None:
-    """The layers, the TrainConfig and the JSON data of `check` and `explain` hold builtins."""
+    """The layers, their facts, the TrainConfig and the JSON data of `check` and `explain` hold
+    builtins."""
     from archdsl.budget import check_budget
     from archdsl.explain import explain
     from conftest import assert_plain
     spec = parse(text)
     analysis = analyze(spec, input_shape)
-    for node in analysis.nodes:
+    for node, row in zip(analysis.nodes, analysis.rows):
         assert_plain_fields(node.layer, node.name)
+        assert_plain_fields(row.facts, f"{row.name}.facts")
     config = TrainConfig.from_spec(spec)
     assert_plain_fields(config, "TrainConfig")
     assert_plain(config.to_dict(), "config")

@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 import archdsl
 from archdsl.cli import app
-from archdsl.draw import diagram
+from archdsl.draw import COLORS, diagram
+from archdsl.layers import layer_class, layer_names
 from conftest import ROOT, SPECS
 
 runner = CliRunner()
@@ -101,3 +102,19 @@ def test_bad_spec_exits_2(tmp_path):
     result = runner.invoke(app, ["draw", "-", "-o", str(tmp_path / "x.dot")],
                            input="input 1x8x8\nConv2(4, 3)\n")
     assert result.exit_code == 2 and "unknown layer 'Conv2'" in result.stderr
+
+
+def test_boxes_are_coloured_by_the_kind_each_layer_declares():
+    """The colour comes from the layer class (Layer.kind), not from a list of layer names."""
+    analysis = archdsl.analyze("input 1x8x8\nConv(4, 3) -> ReLU -> MaxPool(2) -> Flatten "
+                               "-> Linear(3)")
+    graph = diagram(analysis)
+    fills = {row.name: next(line for line in graph.body if f"id={row.name} " in line)
+             .split("fillcolor=")[1].split(" ")[0] for row in analysis.rows}
+    assert fills == {"conv": '"#cfe2f3"', "relu": "white", "maxpool": '"#fff2cc"',
+                     "flatten": '"#eeeeee"', "linear": '"#d9ead3"'}
+
+
+def test_every_layer_kind_has_a_colour():
+    kinds = {name: layer_class(name).kind for name in layer_names()}
+    assert {name: kind for name, kind in kinds.items() if kind not in COLORS} == {}

@@ -143,7 +143,7 @@ def test_formulas_compute_what_torch_gives(call, shape):
     analysis = analyze(parse(call), shape)
     (row,), (node,) = analysis.rows, analysis.nodes
     (explanation,) = explain(analysis).layers
-    module = node.layer.build(*row.input_shapes)
+    module = node.layer.build(row.facts)
     out = module(torch.zeros(1, *shape))
     spatial = [line for line in explanation.shape if "_out = " in line]
     if spatial:
@@ -188,7 +188,7 @@ def test_receptive_fields_match_torch(text, shape):
     for row, node, explanation in zip(analysis.rows, analysis.nodes, explanations):
         if row.rf is None:
             break
-        module = node.layer.build(*row.input_shapes)
+        module = node.layer.build(row.facts)
         if isinstance(module, nn.MaxPool2d):
             module = nn.AvgPool2d(module.kernel_size, module.stride, module.padding,
                                   module.ceil_mode)

@@ -174,10 +174,11 @@ def assert_analysis_or_spec_error(text: str) -> None:
         return
     assert isinstance(analysis, archdsl.Analysis)
     assert analysis.rows and analysis.output == analysis.rows[-1].output
-    # past binding, only builtins: in the layers, the settings and the JSON data
+    # past binding, only builtins: in the layers, their facts, the settings and the JSON data
     assert_plain_fields(config, "TrainConfig")
-    for node in analysis.nodes:
+    for node, row in zip(analysis.nodes, analysis.rows):
         assert_plain_fields(node.layer, node.name)
+        assert_plain_fields(row.facts, f"{row.name}.facts")
     assert_plain([row.args for row in analysis.rows], "args")
     assert_compiled_model_matches(analysis)
 

@@ -1,7 +1,8 @@
 """Every layer type, each in one registered class. Importing this package registers them all."""
 from . import activation, conv, dense, merge, pool, resize  # noqa: F401  (registration)
-from .base import bind_layer, Layer, layer_class, layer_names, register, torch_order, TorchOrder
+from .base import (bind_layer, Facts, Layer, layer_class, layer_names, register, torch_order,
+                   TorchOrder, WindowFacts)
 from .geometry import format_shape, Shape
 
-__all__ = ["Layer", "Shape", "bind_layer", "format_shape", "layer_class", "layer_names",
-           "register", "torch_order", "TorchOrder"]
+__all__ = ["Facts", "Layer", "Shape", "WindowFacts", "bind_layer", "format_shape", "layer_class",
+           "layer_names", "register", "torch_order", "TorchOrder"]

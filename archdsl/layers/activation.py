@@ -5,17 +5,19 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import ArgumentError
-from .base import Layer, register
+from .base import Facts, Layer, register
 from .geometry import Shape
 
 
 class _Elementwise(Layer):
     """Builds torch.nn.<same name>(**arguments)."""
 
+    kind = "activation"
+
     def _torch_arguments(self) -> dict:
         return {}
 
-    def build(self, shape: Shape):
+    def build(self, facts: Facts):
         from torch import nn
         return getattr(nn, self.dsl_name)(**self._torch_arguments())
 

@@ -1,8 +1,9 @@
 """The layer contract and the registry of layer classes.
 
 A layer is a frozen dataclass: its fields are its DSL arguments (positional fields first), their
-annotations say what values are allowed, and its methods give the shape rule, the parameter and
-buffer shapes, the MACs, the receptive field and the torch builder, all in one place.
+annotations say what values are allowed, and its methods resolve, once per input shape, its
+Facts (output shape, parameters, buffers, MACs, receptive-field window, description), explain
+that arithmetic and build the torch module from those facts, all in one place.
 """
 from __future__ import annotations
 
@@ -12,14 +13,62 @@ from typing import ClassVar
 
 from ..errors import ArgumentError, UnknownLayerError
 from .arguments import KEYWORDS, bind_arguments, keyword_slip, literal, suggest
-from .geometry import Shape, count_formula, format_shape
+from .geometry import count_formula, format_shape, numel, Shape
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Facts:
+    """A layer at one input shape, resolved once (Layer.resolve) and read by everything after:
+    analysis, explain, sweep, draw and the compiler. Plain data only: builtins and tuples."""
+
+    inputs: tuple[Shape, ...]
+    output: Shape
+    parameters: tuple[tuple[str, Shape], ...] = ()  # torch's names and shapes, in torch's order
+    biases: tuple[str, ...] = ()  # which of the parameters are biases: the layer says
+    buffers: tuple[tuple[str, Shape], ...] = ()
+    macs: int = 0  # multiply-accumulates per example; conv and linear only (torchvision's rule)
+    window: tuple[tuple[int, int], ...] | None  # (kernel extent, stride) per spatial axis;
+    #                                             None where an output sees no single window
+    description: str  # the layer as torch would build it: Conv2d(1→16, k=3, s=1, p=1)
+
+    @property
+    def params(self) -> int:
+        return sum(numel(shape) for _, shape in self.parameters)
+
+    @property
+    def bias_count(self) -> int:
+        return sum(numel(shape) for name, shape in self.parameters if name in self.biases)
+
+    @property
+    def buffer_count(self) -> int:
+        return sum(numel(shape) for _, shape in self.buffers)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WindowFacts(Facts):
+    """A sliding window's arguments (convolution, pooling), one value per spatial axis, resolved
+    against the input's rank: what build and explain read instead of the layer's fields."""
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]  # 'same' and 'valid' resolve to zeros; the layer keeps the word
+    dilation: tuple[int, ...]
+    output_padding: tuple[int, ...] = ()  # transposed convolution only
 
 
 @dataclasses.dataclass(frozen=True)
 class Layer:
-    """Base of every layer. Subclasses are dataclasses registered with @register."""
+    """Base of every layer. Subclasses are dataclasses registered with @register.
+
+    `resolve` turns the layer and its input shapes into Facts, once; `explain` and `build` read
+    them. Simple layers state only what differs from the defaults below (an output shape,
+    parameter shapes); layers with arithmetic (Conv, the pools) override `resolve`.
+    """
 
     dsl_name: ClassVar[str]
+    # What the layer is, for the diagram's colours: conv, linear, pool, resize, norm, merge,
+    # regularization, shape, activation. Every registered layer says.
+    kind: ClassVar[str]
     # PyTorch's habits, for messages that say what to write instead: what its first positional
     # argument gives where archdsl infers it from the input ("input channels"), and its keyword
     # names for this layer's arguments (None: the inferred one).
@@ -27,6 +76,11 @@ class Layer:
     torch_keywords: ClassVar[dict[str, str | None]] = {}
     # Its outputs are probabilities: a loss that applies log-softmax itself wants logits instead.
     probabilities: ClassVar[bool] = False
+    # The parameters that count as biases; the others are weights.
+    bias_parameters: ClassVar[tuple[str, ...]] = ("bias",)
+    # An output reads many input positions through no single window (Flatten, Linear, adaptive
+    # pooling): no receptive field. Otherwise each output reads its own position only.
+    mixes_positions: ClassVar[bool] = False
     frozen: bool = dataclasses.field(default=False, kw_only=True)
 
     def check(self) -> None:
@@ -37,48 +91,60 @@ class Layer:
         return ()
 
     # Single-input layers take one shape; merge layers (Add, Concat) one per input.
+    def resolve(self, *shapes: Shape) -> Facts:
+        """Everything known about the layer at these input shapes (batch dimension excluded),
+        computed once; raises ShapeError where the shapes do not fit."""
+        output = self.output_shape(*shapes)
+        window = None if self.mixes_positions else tuple((1, 1) for _ in shapes[0][1:])
+        return self.described(Facts(inputs=shapes, output=output, window=window, description="",
+                                    **self.tensors(self.parameter_shapes(*shapes),
+                                                   self.buffer_shapes(*shapes))))
+
     def output_shape(self, *shapes: Shape) -> Shape:
         return shapes[0]
 
     def parameter_shapes(self, *shapes: Shape) -> dict[str, Shape]:
-        """Named parameters as torch creates them; `weight`s count as weights, `bias`es as biases."""
+        """Named parameters as torch creates them, in its order."""
         return {}
 
     def buffer_shapes(self, *shapes: Shape) -> dict[str, Shape]:
         return {}
 
-    def macs(self, *shapes_then_output: Shape) -> int:
-        """Multiply-accumulates per example; only conv and linear layers count (torchvision's rule).
-        Called as macs(input shape(s)..., output shape)."""
-        return 0
+    def tensors(self, parameters: dict[str, Shape],
+                buffers: dict[str, Shape] | None = None) -> dict:
+        """Facts' fields for the named tensors: parameters and buffers in order, and which
+        parameters are biases (this class's bias_parameters)."""
+        return {"parameters": tuple(parameters.items()),
+                "biases": tuple(name for name in parameters if name in self.bias_parameters),
+                "buffers": tuple((buffers or {}).items())}
 
-    def receptive_field(self, *shapes: Shape) -> tuple[tuple[int, int], ...] | None:
-        """(kernel extent, stride) per spatial axis; None where outputs see the whole input."""
-        return tuple((1, 1) for _ in shapes[0][1:])
+    def described(self, facts: Facts) -> Facts:
+        """The facts, made with an empty description, completed: describe reads the rest of them.
+        Set in place (the facts are new and not yet shared): a copy costs a tenth of analyze."""
+        object.__setattr__(facts, "description", self.describe(facts))
+        return facts
 
-    def explain(self, *shapes: Shape) -> dict:
-        """The layer's arithmetic with the numbers filled in, as text: `shape` (lines: the
-        output size's formula per spatial axis, or a sentence), `params`, `macs` and `buffers`
-        (None where there are none). Layers with a formula override the parts they know."""
-        out = self.output_shape(*shapes)
-        unchanged = all(shape == out for shape in shapes)
-        macs = self.macs(*shapes, out)
-        buffers = self.buffer_shapes(*shapes)
-        return {
-            "shape": ["shape unchanged" if unchanged else
-                      f"{' and '.join(format_shape(s) for s in shapes)} → {format_shape(out)}"],
-            "params": count_formula(self.parameter_shapes(*shapes)),
-            "macs": f"{macs:,}",
-            "buffers": count_formula(buffers) if buffers else None,
-        }
-
-    def describe(self, *shapes: Shape) -> str:
+    def describe(self, facts: Facts) -> str:
+        """One line for the row: the arguments that differ from their defaults."""
         changed = [f"{f.name}={literal(getattr(self, f.name))}" for f in dataclasses.fields(self)
                    if f.name != "frozen" and getattr(self, f.name) != f.default]
         return f"{self.dsl_name}({', '.join(changed)})" if changed else self.dsl_name
 
-    def build(self, *shapes: Shape):
-        """The torch module for inputs of these shapes (batch dimension excluded)."""
+    def explain(self, facts: Facts) -> dict:
+        """The layer's arithmetic with the numbers filled in, as text: `shape` (lines: the
+        output size's formula per spatial axis, or a sentence), `params`, `macs` and `buffers`
+        (None where there are none). Layers with a formula override the parts they know."""
+        shapes, out = facts.inputs, facts.output
+        return {
+            "shape": ["shape unchanged" if all(shape == out for shape in shapes) else
+                      f"{' and '.join(format_shape(s) for s in shapes)} → {format_shape(out)}"],
+            "params": count_formula(facts.parameters),
+            "macs": f"{facts.macs:,}",
+            "buffers": count_formula(facts.buffers) if facts.buffers else None,
+        }
+
+    def build(self, facts: Facts):
+        """The torch module for inputs of these facts' shapes."""
         raise NotImplementedError
 
     @classmethod
@@ -102,6 +168,8 @@ def register(cls: type[Layer]) -> type[Layer]:
     name = cls.__name__
     if name in _REGISTRY:
         raise ValueError(f"layer {name!r} is registered twice")
+    if not hasattr(cls, "kind"):
+        raise ValueError(f"layer {name!r} declares no kind (conv, linear, pool, activation, …)")
     cls.dsl_name = name
     _REGISTRY[name] = cls
     return cls

@@ -8,9 +8,9 @@ from typing import Annotated, Union
 
 from ..errors import ArgumentError, ShapeError
 from .arguments import Min, Padding, PositiveInt, Size
-from .base import Layer, register
-from .geometry import (axis_names, format_output, format_shape, format_size, numel, per_axis,
-                       product, Shape, spatial_input, Window, window_output)
+from .base import Layer, register, WindowFacts
+from .geometry import (axis_names, format_output, format_shape, format_size, format_unless, numel,
+                       per_axis, product, Shape, spatial_input, Window, window_output)
 
 NonNegativeSize = Annotated[Union[int, tuple[int, ...]], Min(0),
                             "a non-negative integer or a tuple such as (0, 1)"]
@@ -19,6 +19,7 @@ NonNegativeSize = Annotated[Union[int, tuple[int, ...]], Min(0),
 class _Convolution(Layer):
     """Shared by Conv and ConvTranspose: the same arguments, read per spatial axis."""
 
+    kind = "conv"
     torch_inferred = "input channels"
     torch_keywords = {"in_channels": None, "out_channels": "out", "kernel_size": "kernel"}
 
@@ -27,7 +28,7 @@ class _Convolution(Layer):
             raise ArgumentError(f"{self.dsl_name}: out channels {self.out} are not divisible by "
                                 f"groups {self.groups}", argument="groups")
 
-    def _geometry(self, shape: Shape):
+    def resolve(self, shape: Shape) -> WindowFacts:
         channels, spatial = spatial_input(self, shape)
         if channels % self.groups:
             raise ShapeError(f"{self.dsl_name}: input channels {channels} are not divisible by "
@@ -38,36 +39,42 @@ class _Convolution(Layer):
         dilation = per_axis(self.dilation, axes, "dilation")
         padding = (0,) * axes if self.padding in ("same", "valid") else \
             per_axis(self.padding, axes, "padding")
-        return channels, spatial, kernel, stride, padding, dilation
+        output_padding = per_axis(getattr(self, "output_padding", 0), axes, "output_padding")
+        output, weight, macs, window = self._arithmetic(shape, kernel, stride, padding, dilation,
+                                                        output_padding)
+        return self.described(WindowFacts(
+            inputs=(shape,), output=output, macs=macs, window=window, description="",
+            **self.tensors({"weight": weight, "bias": (self.out,)} if self.bias else
+                           {"weight": weight}),
+            kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+            output_padding=output_padding))
 
-    def _explain(self, shape: Shape, rows: int, per_row: int, macs_factor: Shape) -> dict:
+    def _arithmetic(self, shape: Shape, kernel, stride, padding, dilation, output_padding):
+        """(output shape, weight shape, MACs, window) from the geometry, one value per axis."""
+        raise NotImplementedError
+
+    def _explain(self, facts: WindowFacts, rows: int, per_row: int, macs_factor: Shape) -> dict:
         """Params `rows × (per_row/g · kernel) + bias` and MACs `factor × (per_row/g · kernel)`:
-        the weight's shape as a product; the totals are parameter_shapes' and macs'."""
-        data = Layer.explain(self, shape)
-        kernel = self._geometry(shape)[2]
+        the weight's shape as a product; the totals are the facts'."""
+        data = Layer.explain(self, facts)
+        kernel = facts.kernel
         window = f"({per_row}·{product(kernel)})" if self.groups == 1 else \
             f"({per_row}/{self.groups} · {product(kernel)})"
-        params = sum(numel(s) for s in self.parameter_shapes(shape).values())
         data["params"] = (f"{rows} × {window}" + (f" + {self.out}" if self.bias else "")
-                          + f" = {params:,}")
-        macs = self.macs(shape, self.output_shape(shape))
-        data["macs"] = f"{product(macs_factor)} × {window} = {macs:,}"
+                          + f" = {facts.params:,}")
+        data["macs"] = f"{product(macs_factor)} × {window} = {facts.macs:,}"
         return data
 
-    def describe(self, shape: Shape) -> str:
-        channels, spatial, kernel, stride, padding, dilation = self._geometry(shape)
-        pad = repr(self.padding) if isinstance(self.padding, str) else format_size(padding)
-        text = (f"{self.dsl_name}{len(spatial)}d({channels}→{self.out}, k={format_size(kernel)}, "
-                f"s={format_size(stride)}, p={pad}")
-        output_padding = per_axis(getattr(self, "output_padding", 0), len(spatial),
-                                  "output_padding")
-        if set(output_padding) != {0}:
-            text += f", op={format_size(output_padding)}"
-        if set(dilation) != {1}:
-            text += f", d={format_size(dilation)}"
+    def describe(self, facts: WindowFacts) -> str:
+        channels, spatial = facts.inputs[0][0], facts.inputs[0][1:]
+        pad = repr(self.padding) if isinstance(self.padding, str) else format_size(facts.padding)
+        text = (f"{self.dsl_name}{len(spatial)}d({channels}→{self.out}, "
+                f"k={format_size(facts.kernel)}, s={format_size(facts.stride)}, p={pad}")
+        text += format_unless("op", facts.output_padding, 0) + format_unless("d", facts.dilation, 1)
         if self.groups != 1:
             text += f", g={self.groups}"
         return text + (")" if self.bias else ", bias=false)")
+
 
 
 @register
@@ -90,12 +97,13 @@ class Conv(_Convolution):
             raise ArgumentError("Conv: padding='same' needs stride 1 (PyTorch refuses it "
                                 "otherwise)", argument="padding")
 
-    def output_shape(self, shape: Shape) -> Shape:
-        channels, spatial, kernel, stride, padding, dilation = self._geometry(shape)
+    def _arithmetic(self, shape: Shape, kernel, stride, padding, dilation, output_padding):
+        channels, spatial = shape[0], shape[1:]
         if self.padding == "same":
-            return (self.out, *spatial)
-        sizes = tuple(window_output(*args) for args in zip(spatial, kernel, stride, padding,
-                                                           dilation))
+            sizes = spatial
+        else:
+            sizes = tuple(window_output(*args) for args in zip(spatial, kernel, stride, padding,
+                                                               dilation))
         if min(sizes) < 1:
             extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
             padded = tuple(n + 2 * p for n, p in zip(spatial, padding))
@@ -103,39 +111,31 @@ class Conv(_Convolution):
                              f"{format_shape(extent)} but the padded input is "
                              f"{format_shape(padded)}",
                              hint="use padding, a smaller kernel or dilation, or a larger input")
-        return (self.out, *sizes)
+        out = (self.out, *sizes)
+        return (out, (self.out, channels // self.groups, *kernel),
+                math.prod(out) * (channels // self.groups) * math.prod(kernel),
+                tuple((d * (k - 1) + 1, s) for k, s, d in zip(kernel, stride, dilation)))
 
-    def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
-        channels, _, kernel, *_ = self._geometry(shape)
-        weights = {"weight": (self.out, channels // self.groups, *kernel)}
-        return {**weights, "bias": (self.out,)} if self.bias else weights
-
-    def macs(self, shape: Shape, out: Shape) -> int:
-        channels, _, kernel, *_ = self._geometry(shape)
-        return math.prod(out) * (channels // self.groups) * math.prod(kernel)
-
-    def receptive_field(self, shape: Shape):
-        _, _, kernel, stride, _, dilation = self._geometry(shape)
-        return tuple((d * (k - 1) + 1, s) for k, s, d in zip(kernel, stride, dilation))
-
-    def explain(self, shape: Shape) -> dict:
-        channels, spatial, kernel, stride, padding, dilation = self._geometry(shape)
+    def explain(self, facts: WindowFacts) -> dict:
+        channels, spatial = facts.inputs[0][0], facts.inputs[0][1:]
         # weight out × in/g × kernel; each output element sums in/g × kernel products
-        data = self._explain(shape, self.out, channels, self.output_shape(shape))
+        data = self._explain(facts, self.out, channels, facts.output)
         if self.padding == "same":
             data["shape"] = [f"{axis}_out = {axis} = {n} (padding='same' keeps the size)"
                              for axis, n in zip(axis_names(len(spatial)), spatial)]
         else:
             data["shape"] = [Window(*args).formula(axis) for axis, *args in zip(
-                axis_names(len(spatial)), spatial, kernel, stride, padding, dilation)]
+                axis_names(len(spatial)), spatial, facts.kernel, facts.stride, facts.padding,
+                facts.dilation)]
         return data
 
-    def build(self, shape: Shape):
+    def build(self, facts: WindowFacts):
         from torch import nn
-        channels, spatial, kernel, stride, padding, dilation = self._geometry(shape)
+        channels, spatial = facts.inputs[0][0], facts.inputs[0][1:]
         conv = getattr(nn, f"Conv{len(spatial)}d")
-        pad = self.padding if isinstance(self.padding, str) else padding
-        return conv(channels, self.out, kernel, stride, pad, dilation, self.groups, self.bias)
+        pad = self.padding if isinstance(self.padding, str) else facts.padding
+        return conv(channels, self.out, facts.kernel, facts.stride, pad, facts.dilation,
+                    self.groups, self.bias)
 
 
 @register
@@ -167,21 +167,15 @@ class ConvTranspose(_Convolution):
                                     f"the stride {s} or the dilation {d} (PyTorch refuses it "
                                     "otherwise)", argument="output_padding")
 
-    def _axes(self, shape: Shape):
-        """Per spatial axis: (size, kernel, stride, padding, dilation, output_padding)."""
-        _, spatial, kernel, stride, padding, dilation = self._geometry(shape)
-        output_padding = per_axis(self.output_padding, len(spatial), "output_padding")
-        return tuple(zip(spatial, kernel, stride, padding, dilation, output_padding))
-
     @staticmethod
-    def _spread(n: int, k: int, s: int, d: int, op: int) -> int:
-        """(W − 1)·S + D(F−1) + OP + 1: the output before the padding is trimmed."""
-        return (n - 1) * s + d * (k - 1) + op + 1
+    def _axes(facts: WindowFacts):
+        """Per spatial axis: (size, kernel, stride, padding, dilation, output_padding)."""
+        return tuple(zip(facts.inputs[0][1:], facts.kernel, facts.stride, facts.padding,
+                         facts.dilation, facts.output_padding))
 
-    def output_shape(self, shape: Shape) -> Shape:
-        axes = self._axes(shape)
-        padding = tuple(p for _, _, _, p, _, _ in axes)
-        spread = tuple(self._spread(n, k, s, d, op) for n, k, s, _, d, op in axes)
+    def _arithmetic(self, shape: Shape, kernel, stride, padding, dilation, output_padding):
+        spread = tuple(self._spread(*axis) for axis in zip(shape[1:], kernel, stride, dilation,
+                                                             output_padding))
         sizes = tuple(n - 2 * p for n, p in zip(spread, padding))
         if min(sizes) < 1:
             trimmed = tuple(2 * p for p in padding)
@@ -189,36 +183,29 @@ class ConvTranspose(_Convolution):
                              f"{format_size(padding)} trims {format_size(trimmed)} from the "
                              f"{format_shape(spread)} the kernel spreads the input over",
                              hint="use less padding, a larger kernel or stride, or a larger input")
-        return (self.out, *sizes)
-
-    def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
-        channels, _, kernel, *_ = self._geometry(shape)
-        weights = {"weight": (channels, self.out // self.groups, *kernel)}
-        return {**weights, "bias": (self.out,)} if self.bias else weights
-
-    def macs(self, shape: Shape, out: Shape) -> int:
         # torchvision/fvcore: each input element is multiplied into out/groups kernel windows.
-        _, _, kernel, *_ = self._geometry(shape)
-        return numel(shape) * (self.out // self.groups) * math.prod(kernel)
-
-    def receptive_field(self, shape: Shape):
         # An output sees a varying number of inputs (stride-phase dependent): not one window.
-        return None
+        return ((self.out, *sizes), (shape[0], self.out // self.groups, *kernel),
+                numel(shape) * (self.out // self.groups) * math.prod(kernel), None)
 
-    def explain(self, shape: Shape) -> dict:
-        out = self.output_shape(shape)
+    @staticmethod
+    def _spread(n: int, k: int, s: int, d: int, op: int) -> int:
+        """(W − 1)·S + D(F−1) + OP + 1: the output before the padding is trimmed."""
+        return (n - 1) * s + d * (k - 1) + op + 1
+
+    def explain(self, facts: WindowFacts) -> dict:
+        shape, out = facts.inputs[0], facts.output
         # weight in × out/g × kernel; each input element spreads into out/g × kernel products
-        data = self._explain(shape, shape[0], self.out, shape)
+        data = self._explain(facts, shape[0], self.out, shape)
         data["shape"] = [
             f"{axis}_out = ({n} − 1)·{s} − 2·{p} + {d}·({k}−1) + {op} + 1 = {size}"
             for axis, (n, k, s, p, d, op), size
-            in zip(axis_names(len(out) - 1), self._axes(shape), out[1:])]
+            in zip(axis_names(len(out) - 1), self._axes(facts), out[1:])]
         return data
 
-    def build(self, shape: Shape):
+    def build(self, facts: WindowFacts):
         from torch import nn
-        channels, spatial, kernel, stride, padding, dilation = self._geometry(shape)
+        channels, spatial = facts.inputs[0][0], facts.inputs[0][1:]
         conv = getattr(nn, f"ConvTranspose{len(spatial)}d")
-        output_padding = per_axis(self.output_padding, len(spatial), "output_padding")
-        return conv(channels, self.out, kernel, stride, padding, output_padding, self.groups,
-                    self.bias, dilation)
+        return conv(channels, self.out, facts.kernel, facts.stride, facts.padding,
+                    facts.output_padding, self.groups, self.bias, facts.dilation)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from ..errors import ShapeError
 from .arguments import Min, PositiveInt, Probability
-from .base import Layer, register
+from .base import Facts, Layer, register
 from .geometry import format_shape, Shape
 
 PositiveFloat = Annotated[float, Min(1e-300), "a positive number"]
@@ -18,22 +18,23 @@ PositiveFloat = Annotated[float, Min(1e-300), "a positive number"]
 class Flatten(Layer):
     """C×H×W -> C·H·W."""
 
+    kind = "shape"
+    mixes_positions = True
+
     def output_shape(self, shape: Shape) -> Shape:
         return (math.prod(shape),)
 
-    def receptive_field(self, shape: Shape):
-        return None
-
-    def explain(self, shape: Shape) -> dict:
-        data = super().explain(shape)
+    def explain(self, facts: Facts) -> dict:
+        data = super().explain(facts)
+        shape, = facts.inputs
         if len(shape) > 1:
-            data["shape"] = [f"flattens {format_shape(shape)} into {math.prod(shape)}"]
+            data["shape"] = [f"flattens {format_shape(shape)} into {facts.output[0]}"]
         return data
 
-    def describe(self, shape: Shape) -> str:
-        return f"Flatten({format_shape(shape)}→{math.prod(shape)})"
+    def describe(self, facts: Facts) -> str:
+        return f"Flatten({format_shape(facts.inputs[0])}→{facts.output[0]})"
 
-    def build(self, shape: Shape):
+    def build(self, facts: Facts):
         from torch import nn
         return nn.Flatten(1)
 
@@ -43,49 +44,40 @@ class Flatten(Layer):
 class Linear(Layer):
     """Fully connected: every output feature sees every input feature."""
 
+    kind = "linear"
     torch_inferred = "input features"
     torch_keywords = {"in_features": None, "out_features": "out"}
 
     out: PositiveInt
     bias: bool = True
 
-    def _features(self, shape: Shape) -> int:
+    def resolve(self, shape: Shape) -> Facts:
         if len(shape) != 1:
             raise ShapeError(f"Linear needs a flat input, got {format_shape(shape)}",
                              hint="insert Flatten before Linear")
-        return shape[0]
+        features, = shape
+        weights = {"weight": (self.out, features)}
+        return self.described(Facts(
+            inputs=(shape,), output=(self.out,), macs=features * self.out, window=None,
+            description="", **self.tensors({**weights, "bias": (self.out,)} if self.bias else
+                                           weights)))
 
-    def output_shape(self, shape: Shape) -> Shape:
-        self._features(shape)
-        return (self.out,)
-
-    def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
-        weights = {"weight": (self.out, self._features(shape))}
-        return {**weights, "bias": (self.out,)} if self.bias else weights
-
-    def macs(self, shape: Shape, out: Shape) -> int:
-        return self._features(shape) * self.out
-
-    def receptive_field(self, shape: Shape):
-        return None
-
-    def explain(self, shape: Shape) -> dict:
-        data = super().explain(shape)
-        features = self._features(shape)
-        params = sum(math.prod(s) for s in self.parameter_shapes(shape).values())
+    def explain(self, facts: Facts) -> dict:
+        data = super().explain(facts)
+        (features,), = facts.inputs
         data["shape"] = [f"{features} features → {self.out}"]
         data["params"] = (f"{self.out} × {features}" + (f" + {self.out}" if self.bias else "")
-                          + f" = {params:,}")
-        data["macs"] = f"{features} × {self.out} = {self.macs(shape, (self.out,)):,}"
+                          + f" = {facts.params:,}")
+        data["macs"] = f"{features} × {self.out} = {facts.macs:,}"
         return data
 
-    def describe(self, shape: Shape) -> str:
-        text = f"Linear({self._features(shape)}→{self.out}"
+    def describe(self, facts: Facts) -> str:
+        text = f"Linear({facts.inputs[0][0]}→{self.out}"
         return text + (")" if self.bias else ", bias=false)")
 
-    def build(self, shape: Shape):
+    def build(self, facts: Facts):
         from torch import nn
-        return nn.Linear(self._features(shape), self.out, self.bias)
+        return nn.Linear(facts.inputs[0][0], self.out, self.bias)
 
 
 @register
@@ -93,16 +85,18 @@ class Linear(Layer):
 class BatchNorm(Layer):
     """Batch normalization over the channel axis; 1d, 2d or 3d by the input's rank."""
 
+    kind = "norm"
+
     eps: PositiveFloat = 1e-5
     momentum: Probability = 0.1
     affine: bool = True
     track_running_stats: bool = True
 
-    def _torch_name(self, shape: Shape) -> str:
+    def output_shape(self, shape: Shape) -> Shape:
         if len(shape) > 4:
             raise ShapeError(f"BatchNorm takes inputs of at most 3 spatial axes, got "
                              f"{format_shape(shape)}")
-        return f"BatchNorm{max(1, len(shape) - 1)}d"
+        return shape
 
     def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
         return {"weight": (shape[0],), "bias": (shape[0],)} if self.affine else {}
@@ -113,13 +107,17 @@ class BatchNorm(Layer):
         return {"running_mean": (shape[0],), "running_var": (shape[0],),
                 "num_batches_tracked": ()}
 
-    def describe(self, shape: Shape) -> str:
-        return f"{self._torch_name(shape)}({shape[0]})"
+    def _torch_name(self, facts: Facts) -> str:
+        return f"BatchNorm{max(1, len(facts.inputs[0]) - 1)}d"
 
-    def build(self, shape: Shape):
+    def describe(self, facts: Facts) -> str:
+        return f"{self._torch_name(facts)}({facts.inputs[0][0]})"
+
+    def build(self, facts: Facts):
         from torch import nn
-        norm = getattr(nn, self._torch_name(shape))
-        return norm(shape[0], self.eps, self.momentum, self.affine, self.track_running_stats)
+        norm = getattr(nn, self._torch_name(facts))
+        return norm(facts.inputs[0][0], self.eps, self.momentum, self.affine,
+                    self.track_running_stats)
 
 
 @register
@@ -127,8 +125,10 @@ class BatchNorm(Layer):
 class Dropout(Layer):
     """Zero each element with probability p while training."""
 
+    kind = "regularization"
+
     p: Probability = 0.5
 
-    def build(self, shape: Shape):
+    def build(self, facts: Facts):
         from torch import nn
         return nn.Dropout(self.p)

@@ -86,16 +86,16 @@ def product(values) -> str:
     return "·".join(str(v) for v in values) or "1"
 
 
-def count_formula(shapes: dict[str, Shape]) -> str:
+def count_formula(tensors: tuple[tuple[str, Shape], ...]) -> str:
     """Element counts of named tensors as a sum of products, equal shapes grouped:
     BatchNorm's weight and bias -> `2 × 16 = 32`; nothing -> `0`."""
-    if not shapes:
+    if not tensors:
         return "0"
     groups: dict[Shape, int] = {}
-    for shape in shapes.values():
+    for _, shape in tensors:
         groups[shape] = groups.get(shape, 0) + 1
     terms = [(f"{n} × " if n > 1 else "") + product(shape) for shape, n in groups.items()]
-    total = sum(math.prod(shape) for shape in shapes.values())
+    total = sum(math.prod(shape) for _, shape in tensors)
     text = " + ".join(terms)
     return text if text == str(total) else f"{text} = {total:,}"
 
@@ -111,6 +111,11 @@ def format_output(sizes: tuple[int, ...]) -> str:
 
 def format_size(values: tuple[int, ...]) -> str:
     return str(values[0]) if len(set(values)) == 1 else "(" + ", ".join(map(str, values)) + ")"
+
+
+def format_unless(label: str, values: tuple[int, ...], default: int) -> str:
+    """`, d=2` in a description, or nothing where every axis has the default."""
+    return "" if set(values) <= {default} else f", {label}={format_size(values)}"
 
 
 def numel(shape: Shape) -> int:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Optional, Union
 
 from ..errors import ShapeError
-from .base import Layer, register
+from .base import Facts, Layer, register
 from .geometry import format_shape, Shape
 
 Reference = Annotated[Union[str, tuple[str, ...]], "the name of an earlier result, given with "
@@ -14,6 +14,8 @@ Reference = Annotated[Union[str, tuple[str, ...]], "the name of an earlier resul
 
 
 class _Merge(Layer):
+    kind = "merge"
+
     def references(self) -> tuple[str, ...]:
         if self.skip is None:
             return ()
@@ -25,9 +27,6 @@ class _Merge(Layer):
                              hint=f"write branches such as [a] {self._operator} [b], or name a "
                                   f"result with 'as' and pass it: {self.dsl_name}(name)")
         return shapes
-
-    def receptive_field(self, *shapes: Shape):
-        return tuple((1, 1) for _ in shapes[0][1:])
 
 
 @register
@@ -48,18 +47,23 @@ class Add(_Merge):
                                       "BatchNorm] gives the branches one shape")
         return first
 
-    def explain(self, *shapes: Shape) -> dict:
-        data = super().explain(*shapes)
-        data["shape"] = [f"adds {len(shapes)} inputs of shape {format_shape(shapes[0])} "
+    def explain(self, facts: Facts) -> dict:
+        data = super().explain(facts)
+        data["shape"] = [f"adds {len(facts.inputs)} inputs of shape {format_shape(facts.output)} "
                          f"element by element: shape unchanged"]
         return data
 
-    def describe(self, *shapes: Shape) -> str:
-        return f"Add({' + '.join(format_shape(s) for s in shapes)})"
+    def describe(self, facts: Facts) -> str:
+        return f"Add({' + '.join(format_shape(s) for s in facts.inputs)})"
 
-    def build(self, *shapes: Shape):
+    def build(self, facts: Facts):
         from .modules import Sum
         return Sum()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConcatFacts(Facts):
+    offsets: tuple[tuple[int, ...], ...]  # per input, where its center crop starts on each axis
 
 
 @register
@@ -72,8 +76,7 @@ class Concat(_Merge):
     crop: bool = False
     _operator = "|"
 
-    def _crops(self, shapes) -> list[tuple[int, ...]]:
-        """Per input, the offset of its center crop on each spatial axis."""
+    def resolve(self, *shapes: Shape) -> ConcatFacts:
         first, *others = self._inputs(shapes)
         offsets = [(0,) * (len(first) - 1)]
         for other in others:
@@ -89,18 +92,16 @@ class Concat(_Merge):
                                  f"{format_shape(other)}",
                                  hint="crop=true center-crops later inputs that are larger"
                                  if not self.crop else "only larger inputs can be cropped")
-        return offsets
+        return self.described(ConcatFacts(
+            inputs=shapes, output=(sum(s[0] for s in shapes), *first[1:]), description="",
+            window=tuple((1, 1) for _ in first[1:]), offsets=tuple(offsets)))
 
-    def output_shape(self, *shapes: Shape) -> Shape:
-        self._crops(shapes)
-        return (sum(s[0] for s in shapes), *shapes[0][1:])
-
-    def explain(self, *shapes: Shape) -> dict:
-        data = super().explain(*shapes)
-        out = self.output_shape(*shapes)
-        lines = [f"concatenates channels: {' + '.join(str(s[0]) for s in shapes)} = {out[0]}"
-                 + (f", each {format_shape(out[1:])}" if len(out) > 1 else "")]
-        for shape, offset in zip(shapes, self._crops(shapes)):
+    def explain(self, facts: ConcatFacts) -> dict:
+        data = super().explain(facts)
+        out = facts.output
+        lines = [f"concatenates channels: {' + '.join(str(s[0]) for s in facts.inputs)} = "
+                 f"{out[0]}" + (f", each {format_shape(out[1:])}" if len(out) > 1 else "")]
+        for shape, offset in zip(facts.inputs, facts.offsets):
             if shape[1:] != out[1:]:
                 lines.append(f"center-crops {format_shape(shape)} to "
                              f"{format_shape((shape[0], *out[1:]))} from offset "
@@ -108,14 +109,14 @@ class Concat(_Merge):
         data["shape"] = lines
         return data
 
-    def describe(self, *shapes: Shape) -> str:
-        out = self.output_shape(*shapes)
+    def describe(self, facts: ConcatFacts) -> str:
         crop = ", crop" if self.crop else ""
-        return f"Concat({' + '.join(format_shape(s) for s in shapes)}→{out[0]}{crop})"
+        return (f"Concat({' + '.join(format_shape(s) for s in facts.inputs)}→{facts.output[0]}"
+                f"{crop})")
 
-    def build(self, *shapes: Shape):
+    def build(self, facts: ConcatFacts):
         from .modules import ChannelConcat
-        size = shapes[0][1:]
+        size = facts.output[1:]
         return ChannelConcat([None if not any(o) and s[1:] == size else
                               tuple(slice(a, a + n) for a, n in zip(o, size))
-                              for o, s in zip(self._crops(shapes), shapes)])
+                              for o, s in zip(facts.offsets, facts.inputs)])

@@ -6,9 +6,9 @@ from typing import Annotated, Union
 
 from ..errors import ShapeError
 from .arguments import Min, Size
-from .base import Layer, register
-from .geometry import (axis_names, format_output, format_shape, format_size, per_axis, Shape,
-                       spatial_input, Window, window_output)
+from .base import Facts, Layer, register, WindowFacts
+from .geometry import (axis_names, format_output, format_shape, format_size, format_unless,
+                       per_axis, Shape, spatial_input, Window, window_output)
 
 PoolPadding = Annotated[Union[int, tuple[int, ...]], Min(0),
                         "a non-negative integer or a tuple such as (0, 1)"]
@@ -17,9 +17,10 @@ PoolPadding = Annotated[Union[int, tuple[int, ...]], Min(0),
 class _WindowPool(Layer):
     """Shared by MaxPool and AvgPool: same window arithmetic, different torch class."""
 
+    kind = "pool"
     torch_keywords = {"kernel_size": "kernel"}
 
-    def _geometry(self, shape: Shape):
+    def resolve(self, shape: Shape) -> WindowFacts:
         channels, spatial = spatial_input(self, shape)
         axes = len(spatial)
         kernel = per_axis(self.kernel, axes, "kernel")
@@ -31,10 +32,6 @@ class _WindowPool(Layer):
             if p > k // 2:
                 raise ShapeError(f"{self.dsl_name}: padding {p} is more than half the kernel "
                                  f"size {k} (PyTorch refuses it)")
-        return channels, spatial, kernel, stride, padding, dilation
-
-    def output_shape(self, shape: Shape) -> Shape:
-        channels, spatial, kernel, stride, padding, dilation = self._geometry(shape)
         sizes = tuple(window_output(n, k, s, p, d, self.ceil_mode)
                       for n, k, s, p, d in zip(spatial, kernel, stride, padding, dilation))
         if min(sizes) < 1:
@@ -42,32 +39,29 @@ class _WindowPool(Layer):
                              f"window {format_size(kernel)} is larger than the input "
                              f"{format_shape(spatial)}",
                              hint="pool less often, use padding, or a larger input")
-        return (channels, *sizes)
+        return self.described(WindowFacts(
+            inputs=(shape,), output=(channels, *sizes), description="",
+            window=tuple((d * (k - 1) + 1, s) for k, s, d in zip(kernel, stride, dilation)),
+            kernel=kernel, stride=stride, padding=padding, dilation=dilation))
 
-    def receptive_field(self, shape: Shape):
-        _, _, kernel, stride, _, dilation = self._geometry(shape)
-        return tuple((d * (k - 1) + 1, s) for k, s, d in zip(kernel, stride, dilation))
-
-    def explain(self, shape: Shape) -> dict:
-        data = super().explain(shape)
-        _, spatial, kernel, stride, padding, dilation = self._geometry(shape)
+    def explain(self, facts: WindowFacts) -> dict:
+        data = super().explain(facts)
+        spatial = facts.inputs[0][1:]
         data["shape"] = [Window(n, k, s, p, d, self.ceil_mode).formula(axis)
-                         for axis, n, k, s, p, d in zip(axis_names(len(spatial)), spatial, kernel,
-                                                        stride, padding, dilation)]
+                         for axis, n, k, s, p, d in zip(axis_names(len(spatial)), spatial,
+                                                        facts.kernel, facts.stride,
+                                                        facts.padding, facts.dilation)]
         return data
 
-    def describe(self, shape: Shape) -> str:
-        _, spatial, kernel, stride, padding, dilation = self._geometry(shape)
-        text = f"{self.dsl_name}{len(spatial)}d(k={format_size(kernel)}, s={format_size(stride)}"
-        if set(padding) != {0}:
-            text += f", p={format_size(padding)}"
-        if set(dilation) != {1}:
-            text += f", d={format_size(dilation)}"
+    def describe(self, facts: WindowFacts) -> str:
+        text = (f"{self.dsl_name}{len(facts.kernel)}d(k={format_size(facts.kernel)}, "
+                f"s={format_size(facts.stride)}")
+        text += format_unless("p", facts.padding, 0) + format_unless("d", facts.dilation, 1)
         return text + (", ceil_mode=true)" if self.ceil_mode else ")")
 
-    def _torch_arguments(self, shape: Shape) -> dict:
-        _, spatial, kernel, stride, padding, _ = self._geometry(shape)
-        return dict(kernel_size=kernel, stride=stride, padding=padding, ceil_mode=self.ceil_mode)
+    def _torch_arguments(self, facts: WindowFacts) -> dict:
+        return dict(kernel_size=facts.kernel, stride=facts.stride, padding=facts.padding,
+                    ceil_mode=self.ceil_mode)
 
 
 @register
@@ -81,10 +75,10 @@ class MaxPool(_WindowPool):
     dilation: Size = 1
     ceil_mode: bool = False
 
-    def build(self, shape: Shape):
+    def build(self, facts: WindowFacts):
         from torch import nn
-        pool = getattr(nn, f"MaxPool{len(shape) - 1}d")
-        return pool(dilation=self.dilation, **self._torch_arguments(shape))
+        pool = getattr(nn, f"MaxPool{len(facts.kernel)}d")
+        return pool(dilation=self.dilation, **self._torch_arguments(facts))
 
 
 @register
@@ -98,10 +92,10 @@ class AvgPool(_WindowPool):
     ceil_mode: bool = False
     count_include_pad: bool = True
 
-    def build(self, shape: Shape):
+    def build(self, facts: WindowFacts):
         from torch import nn
-        pool = getattr(nn, f"AvgPool{len(shape) - 1}d")
-        return pool(count_include_pad=self.count_include_pad, **self._torch_arguments(shape))
+        pool = getattr(nn, f"AvgPool{len(facts.kernel)}d")
+        return pool(count_include_pad=self.count_include_pad, **self._torch_arguments(facts))
 
 
 @register
@@ -109,30 +103,30 @@ class AvgPool(_WindowPool):
 class AdaptiveAvgPool(Layer):
     """Average-pool to a fixed output size, whatever the input size."""
 
+    kind = "pool"
+    mixes_positions = True
+
     size: Size
 
     def output_shape(self, shape: Shape) -> Shape:
         channels, spatial = spatial_input(self, shape)
         return (channels, *per_axis(self.size, len(spatial), "size"))
 
-    def receptive_field(self, shape: Shape):
-        return None
-
-    def explain(self, shape: Shape) -> dict:
-        data = super().explain(shape)
-        channels, spatial = spatial_input(self, shape)
-        data["shape"] = [f"averages each of the {channels} channels from {format_shape(spatial)} "
-                         f"to the fixed size {format_shape(self.output_shape(shape)[1:])}"]
+    def explain(self, facts: Facts) -> dict:
+        data = super().explain(facts)
+        shape, = facts.inputs
+        data["shape"] = [f"averages each of the {shape[0]} channels from "
+                         f"{format_shape(shape[1:])} to the fixed size "
+                         f"{format_shape(facts.output[1:])}"]
         return data
 
-    def describe(self, shape: Shape) -> str:
-        _, spatial = spatial_input(self, shape)
-        return f"AdaptiveAvgPool{len(spatial)}d({format_size(self.output_shape(shape)[1:])})"
+    def describe(self, facts: Facts) -> str:
+        return f"AdaptiveAvgPool{len(facts.output) - 1}d({format_size(facts.output[1:])})"
 
-    def build(self, shape: Shape):
+    def build(self, facts: Facts):
         from torch import nn
-        pool = getattr(nn, f"AdaptiveAvgPool{len(shape) - 1}d")
-        return pool(self.output_shape(shape)[1:])
+        pool = getattr(nn, f"AdaptiveAvgPool{len(facts.output) - 1}d")
+        return pool(facts.output[1:])
 
 
 @register
@@ -140,24 +134,26 @@ class AdaptiveAvgPool(Layer):
 class GlobalAvgPool(Layer):
     """Mean over all spatial positions: C×H×W -> C."""
 
+    kind = "pool"
+    mixes_positions = True
+
     def output_shape(self, shape: Shape) -> Shape:
         channels, _ = spatial_input(self, shape)
         return (channels,)
 
-    def receptive_field(self, shape: Shape):
-        return None
-
-    def explain(self, shape: Shape) -> dict:
-        data = super().explain(shape)
-        channels, spatial = spatial_input(self, shape)
-        data["shape"] = [f"averages each of the {channels} channels over its "
-                         f"{format_shape(spatial)} positions: {format_shape(shape)} → {channels}"]
+    def explain(self, facts: Facts) -> dict:
+        data = super().explain(facts)
+        shape, = facts.inputs
+        data["shape"] = [f"averages each of the {shape[0]} channels over its "
+                         f"{format_shape(shape[1:])} positions: {format_shape(shape)} → "
+                         f"{shape[0]}"]
         return data
 
-    def describe(self, shape: Shape) -> str:
+    def describe(self, facts: Facts) -> str:
+        shape, = facts.inputs
         return f"GlobalAvgPool({format_shape(shape)}→{shape[0]})"
 
-    def build(self, shape: Shape):
+    def build(self, facts: Facts):
         from torch import nn
-        pool = getattr(nn, f"AdaptiveAvgPool{len(shape) - 1}d")
+        pool = getattr(nn, f"AdaptiveAvgPool{len(facts.inputs[0]) - 1}d")
         return nn.Sequential(pool(1), nn.Flatten(1))

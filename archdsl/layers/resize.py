@@ -6,11 +6,16 @@ from typing import Literal
 
 from ..errors import ShapeError
 from .arguments import Size
-from .base import Layer, register
+from .base import Facts, Layer, register
 from .geometry import axis_names, format_shape, format_size, per_axis, Shape, spatial_input
 
 # The interpolating modes PyTorch implements for one rank only: mode -> spatial axes.
 MODE_AXES = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpsampleFacts(Facts):
+    scale: tuple[int, ...]  # per spatial axis
 
 
 @register
@@ -18,10 +23,12 @@ MODE_AXES = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
 class Upsample(Layer):
     """Upsample by `scale` per spatial axis (nn.Upsample); 'nearest' fits any rank."""
 
+    kind = "resize"
+
     scale: Size = 2
     mode: Literal["nearest", "linear", "bilinear", "bicubic", "trilinear"] = "nearest"
 
-    def _scale(self, shape: Shape) -> tuple[int, ...]:
+    def resolve(self, shape: Shape) -> UpsampleFacts:
         _, spatial = spatial_input(self, shape)
         axes = MODE_AXES.get(self.mode, len(spatial))
         if axes != len(spatial):
@@ -31,27 +38,23 @@ class Upsample(Layer):
                              f"{format_shape(shape)} has {len(spatial)}",
                              hint="modes for this input: " + ", ".join(
                                  repr(m) for m in ["nearest", *fitting]))
-        return per_axis(self.scale, len(spatial), "scale")
-
-    def output_shape(self, shape: Shape) -> Shape:
-        scale = self._scale(shape)
-        return (shape[0], *(n * s for n, s in zip(shape[1:], scale)))
-
-    def receptive_field(self, shape: Shape):
+        scale = per_axis(self.scale, len(spatial), "scale")
         # Interpolation mixes a varying, mode-dependent set of inputs: not one window.
-        return None
+        return self.described(UpsampleFacts(
+            inputs=(shape,), output=(shape[0], *(n * s for n, s in zip(spatial, scale))),
+            window=None, description="", scale=scale))
 
-    def explain(self, shape: Shape) -> dict:
-        data = super().explain(shape)
-        out = self.output_shape(shape)
+    def explain(self, facts: UpsampleFacts) -> dict:
+        data = super().explain(facts)
+        shape, = facts.inputs
         data["shape"] = [f"{axis}_out = {n}·{s} = {o}" for axis, n, s, o in zip(
-            axis_names(len(shape) - 1), shape[1:], self._scale(shape), out[1:])]
+            axis_names(len(shape) - 1), shape[1:], facts.scale, facts.output[1:])]
         return data
 
-    def describe(self, shape: Shape) -> str:
-        return f"Upsample{len(shape) - 1}d(×{format_size(self._scale(shape))}, {self.mode})"
+    def describe(self, facts: UpsampleFacts) -> str:
+        return f"Upsample{len(facts.scale)}d(×{format_size(facts.scale)}, {self.mode})"
 
-    def build(self, shape: Shape):
+    def build(self, facts: UpsampleFacts):
         from torch import nn
         # torch 2.x no longer warns without align_corners; its default (False) is what we want.
-        return nn.Upsample(scale_factor=self._scale(shape), mode=self.mode)
+        return nn.Upsample(scale_factor=facts.scale, mode=self.mode)

@@ -277,7 +277,7 @@ def test_merge_matches_torch(text, reference):
     analysis = archdsl.analyze(text)
     row, node = analysis.rows[-1], analysis.nodes[-1]
     inputs = [torch.randn(BATCH, *shape) for shape in row.input_shapes]
-    out = node.layer.build(*row.input_shapes)(*inputs)
+    out = node.layer.build(row.facts)(*inputs)
     torch.testing.assert_close(out, reference(*inputs))
     assert tuple(out.shape) == (BATCH, *row.output)
     assert (row.params, row.buffers, row.macs) == (0, 0, 0)
@@ -290,6 +290,14 @@ def test_merge_refusals(text):
         archdsl.analyze(text)
 
 
+def test_a_layer_without_a_kind_is_refused():
+    from dataclasses import dataclass
+    from archdsl.layers import Layer, register
+    with pytest.raises(ValueError, match="declares no kind"):
+        register(dataclass(frozen=True)(type("Kindless", (Layer,), {})))
+    assert "Kindless" not in layer_names()
+
+
 def test_every_layer_has_a_case():
     covered = {call.split("(")[0] for call, _ in CASES}
     covered |= {archdsl.analyze(text).rows[-1].type for text, _ in MERGE_CASES}
@@ -299,7 +307,7 @@ def test_every_layer_has_a_case():
 @pytest.mark.parametrize("call, shape", CASES, ids=[case_id(*c) for c in CASES])
 def test_layer_matches_torch(call, shape):
     layer, row = analyze_call(call, shape)
-    module = layer.build(shape)
+    module = layer.build(row.facts)
     out, macs, _ = run(module, shape)
     parameters = dict(module.named_parameters())
     buffers = dict(module.named_buffers())
@@ -323,7 +331,7 @@ NO_WINDOW = [c for c in CASES if c[0].startswith(("ConvTranspose", "Upsample"))]
 @pytest.mark.parametrize("call, shape", WINDOWS, ids=[case_id(*c) for c in WINDOWS])
 def test_receptive_field_matches_torch(call, shape):
     layer, row = analyze_call(call, shape)
-    module = layer.build(shape)
+    module = layer.build(row.facts)
     axes = len(shape) - 1
 
     def per_axis(value):
@@ -332,14 +340,14 @@ def test_receptive_field_matches_torch(call, shape):
     kernel, stride = per_axis(module.kernel_size), per_axis(module.stride)
     dilation = per_axis(getattr(module, "dilation", 1))
     extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
-    assert layer.receptive_field(shape) == tuple(zip(extent, stride))
+    assert row.facts.window == tuple(zip(extent, stride))
     assert (row.rf, row.jump) == (extent, stride)
 
 
 @pytest.mark.parametrize("call, shape", NO_WINDOW, ids=[case_id(*c) for c in NO_WINDOW])
 def test_no_single_window_no_receptive_field(call, shape):
     layer, row = analyze_call(call, shape)
-    assert layer.receptive_field(shape) is None
+    assert row.facts.window is None
     assert (row.rf, row.jump) == (None, None)
 
 
@@ -379,7 +387,7 @@ def test_what_torch_refuses_archdsl_refuses(call, shape, torch_module):
 
 
 def build_network(analysis):
-    return nn.Sequential(*(node.layer.build(row.input)
+    return nn.Sequential(*(node.layer.build(row.facts)
                            for node, row in zip(analysis.nodes, analysis.rows)))
 
 
