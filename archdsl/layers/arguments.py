@@ -101,8 +101,10 @@ def _checked_value(title, usage, name, checker, argument):
         return float(value) if checker.real and isinstance(value, int) else value
     if value is None and checker.accepts("none"):
         return "none"  # the word none, where a choice is named 'none' (scheduler, approximate)
-    raise ArgumentError(f"{title}: {name!r} must be {_describe(checker.annotation)}, "
-                        f"got {literal(value)}", argument.span, usage)
+    message = f"{title}: {name!r} must be {_describe(checker.annotation)}, got {literal(value)}"
+    if isinstance(value, float) and value.is_integer() and checker.accepts(int(value)):
+        message += " ('/' divides into a fraction; '//' keeps whole numbers: c//2)"
+    raise ArgumentError(message, argument.span, usage)
 
 
 class _Checker:

@@ -13,6 +13,16 @@ class Sum(nn.Module):
         return total
 
 
+class Product(nn.Module):
+    """Inputs multiplied in order, broadcasting (a squeeze-and-excitation gate, a layer scale)."""
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        total = inputs[0]
+        for tensor in inputs[1:]:
+            total = total * tensor
+        return total
+
+
 class ChannelConcat(nn.Module):
     """torch.cat along channels, center-cropping inputs with a window (slices per spatial axis)."""
 

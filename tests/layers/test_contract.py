@@ -262,6 +262,10 @@ MERGE_CASES = [
     ("input 2x12x12\nConv(3, 3) as skip -> Conv(4, 3) -> Concat(skip, crop=true)", _crop_cat),
     ("input 2x13x11\nConv(3, 1) as a -> Conv(2, 3) -> Conv(2, (3, 1)) -> Concat(a, crop=true)",
      _crop_cat),
+    ("input 4x6x6\nIdentity * [AdaptiveAvgPool(1) -> Conv(4, 1) -> Sigmoid]", lambda a, b: a * b),
+    ("input 4x6x5\n[Conv(4, 1)] * [AdaptiveAvgPool((6, 1))] * [AdaptiveAvgPool(1)]",
+     lambda a, b, c: a * b * c),
+    ("input 3x5\nConv(3, 1) as g -> Conv(1, 3, p=1) -> Multiply(g)", lambda a, b: a * b),
 ]
 MERGE_REFUSED = [
     "input 4x8x8\n[Conv(6, 3)] + [Conv(6, 1)]",
