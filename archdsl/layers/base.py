@@ -78,8 +78,8 @@ class Layer:
     probabilities: ClassVar[bool] = False
     # The parameters that count as biases; the others are weights.
     bias_parameters: ClassVar[tuple[str, ...]] = ("bias",)
-    # An output reads many input positions through no single window (Flatten, Linear, adaptive
-    # pooling): no receptive field. Otherwise each output reads its own position only.
+    # An output reads many input positions through no single window (Flatten, adaptive pooling):
+    # no receptive field. Otherwise each output reads its own position only.
     mixes_positions: ClassVar[bool] = False
     frozen: bool = dataclasses.field(default=False, kw_only=True)
 
