@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torchvision.ops import StochasticDepth
 
 import archdsl
 from archdsl.layers import layer_names
@@ -122,6 +123,10 @@ CASES = [
     ("Flatten", (12,)),
     ("Linear(10)", (784,)),
     ("Linear(5, bias=false)", (20,)),
+    ("Linear(12, pointwise=true)", (8, 5, 5)),
+    ("Linear(6, bias=false, pointwise=true)", (8, 7)),
+    ("Linear(4, pointwise=true)", (3, 2, 3, 4)),
+    ("Linear(5, pointwise=true)", (20,)),
     ("BatchNorm", (16,)),
     ("BatchNorm", (8, 10)),
     ("BatchNorm", (8, 7, 7)),
@@ -132,6 +137,44 @@ CASES = [
     ("BatchNorm(affine=false, track_running_stats=false)", (4, 3, 4, 4)),
     ("Dropout", (1, 28, 28)),
     ("Dropout(0.2)", (100,)),
+    ("LayerNorm", (16,)),
+    ("LayerNorm(eps=1e-6)", (8, 5, 5)),
+    ("LayerNorm", (8, 10)),
+    ("LayerNorm", (4, 3, 5, 5)),
+    ("LayerNorm(bias=false)", (8, 5, 5)),
+    ("LayerNorm(affine=false)", (8, 5, 5)),
+    ("GroupNorm(4)", (8, 5, 5)),
+    ("GroupNorm(1)", (6, 7)),
+    ("GroupNorm(8, eps=1e-3, affine=false)", (8, 3, 3)),
+    ("GroupNorm(2)", (4, 2, 3, 3)),
+    ("GroupNorm(4)", (12,)),
+    ("InstanceNorm", (8, 5, 5)),
+    ("InstanceNorm", (8, 10)),
+    ("InstanceNorm", (4, 3, 4, 4)),
+    ("InstanceNorm(affine=true)", (8, 1, 2)),
+    ("InstanceNorm(track_running_stats=true)", (8, 5, 5)),
+    ("InstanceNorm(eps=1e-3, momentum=0.01, affine=true, track_running_stats=true)", (6, 9)),
+    ("LayerScale", (8, 5, 5)),
+    ("LayerScale(0.1)", (8, 10)),
+    ("LayerScale(init=1.0)", (4, 3, 4, 4)),
+    ("LayerScale", (16,)),
+    ("StochasticDepth(0.1)", (8, 5, 5)),
+    ("StochasticDepth(0.5, mode='batch')", (16,)),
+    ("StochasticDepth(0)", (4, 3, 4, 4)),
+    ("StochasticDepth(1)", (8, 10)),
+    ("Chunk(0)", (116, 7, 7)),
+    ("Chunk(1)", (116, 7, 7)),
+    ("Chunk(1)", (5, 4, 4)),
+    ("Chunk(2, chunks=4)", (5, 4, 4)),
+    ("Chunk(0, chunks=4)", (5, 4, 4)),
+    ("Chunk(2, chunks=3)", (7, 6)),
+    ("Chunk(2, chunks=5)", (3, 2, 3, 3)),
+    ("Chunk(0, chunks=1)", (9, 3, 3)),
+    ("Chunk(1)", (10,)),
+    ("ChannelShuffle(2)", (116, 7, 7)),
+    ("ChannelShuffle(3)", (6, 5)),
+    ("ChannelShuffle(4)", (8, 2, 3, 3)),
+    ("ChannelShuffle(1)", (5, 4, 4)),
     # Activations.
     ("ReLU", (8, 5, 5)),
     ("ReLU6", (8, 5, 5)),
@@ -141,6 +184,18 @@ CASES = [
     ("Identity", (8, 5, 5)),
     ("LeakyReLU", (8, 5, 5)),
     ("LeakyReLU(slope=0.2)", (16,)),
+    ("Hardswish", (8, 5, 5)),
+    ("Hardsigmoid", (16,)),
+    ("Mish", (4, 10)),
+    ("ELU", (8, 5, 5)),
+    ("ELU(alpha=0.5)", (16,)),
+    ("Hardtanh", (8, 5, 5)),
+    ("Hardtanh(min=0, max=6)", (16,)),
+    ("Hardtanh(-2.5, 0.5)", (4, 10)),
+    ("PReLU", (8, 5, 5)),
+    ("PReLU(per_channel=true)", (8, 5, 5)),
+    ("PReLU(true, init=0.1)", (16,)),
+    ("PReLU(per_channel=true)", (4, 3, 4, 4)),
     ("GELU", (8, 5, 5)),
     ("GELU(approximate='tanh')", (16,)),
     ("Softmax", (10,)),
@@ -199,6 +254,22 @@ BAD_CASES = [
     ("AdaptiveAvgPool((2, 2, 2))", (1, 8, 8), lambda: nn.AdaptiveAvgPool2d((2, 2, 2))),
     ("Softmax(dim=2)", (10,), lambda: nn.Softmax(dim=2)),
     ("BatchNorm", (1, 2, 2, 2, 2), lambda: nn.BatchNorm3d(1)),
+    ("GroupNorm(3)", (8, 5, 5), lambda: nn.GroupNorm(3, 8)),
+    ("GroupNorm(16)", (8, 5, 5), lambda: nn.GroupNorm(16, 8)),
+    ("InstanceNorm(affine=true)", (8,), lambda: nn.InstanceNorm1d(8, affine=True)),
+    ("InstanceNorm", (8, 1, 1), lambda: nn.InstanceNorm2d(8)),
+    ("InstanceNorm", (8, 1), lambda: nn.InstanceNorm1d(8)),
+    ("InstanceNorm", (1, 2, 2, 2, 2), lambda: nn.InstanceNorm3d(1)),
+    ("ChannelShuffle(3)", (8, 5, 5), lambda: nn.ChannelShuffle(3)),
+    ("ChannelShuffle(2)", (8,), lambda: nn.ChannelShuffle(2)),
+    ("Chunk(3, chunks=4)", (5, 4, 4), lambda: lambda x: x.chunk(4, dim=1)[3]),
+    ("Chunk(2, chunks=3)", (2, 4), lambda: lambda x: x.chunk(3, dim=1)[2]),
+    ("Chunk(2)", (8, 4, 4), lambda: lambda x: x.chunk(2, dim=1)[2]),
+    ("Hardtanh(1, 1)", (8,), lambda: nn.Hardtanh(1.0, 1.0)),
+    ("Hardtanh(min=2, max=-2)", (8,), lambda: nn.Hardtanh(2.0, -2.0)),
+    ("StochasticDepth(1.5)", (8,), lambda: StochasticDepth(1.5, "row")),
+    ("StochasticDepth(0.5, mode='col')", (8,), lambda: StochasticDepth(0.5, "col")),
+    ("Linear(10)", (8, 5, 5), lambda: nn.Linear(8 * 5 * 5, 10)),
 ]
 
 
@@ -217,8 +288,8 @@ def run(module, shape):
     """Forward a batch in eval mode: (output, MACs per example, child name -> output shape).
 
     MACs come from the modules' own attributes: conv = output elements × in/groups × kernel
-    volume, transposed conv = input elements × out/groups × kernel volume, linear = in × out,
-    everything else 0.
+    volume, transposed conv = input elements × out/groups × kernel volume,
+    linear = in × out per position (output elements / out), everything else 0.
     """
     macs, shapes = 0, {}
 
@@ -228,8 +299,8 @@ def run(module, shape):
             macs += inputs[0][0].numel() * (m.out_channels // m.groups) * math.prod(m.kernel_size)
         elif isinstance(m, nn.modules.conv._ConvNd):
             macs += out[0].numel() * (m.in_channels // m.groups) * math.prod(m.kernel_size)
-        elif isinstance(m, nn.Linear):
-            macs += m.in_features * m.out_features
+        elif isinstance(m, nn.Linear):  # per position, for a Linear on each position's channels
+            macs += m.in_features * m.out_features * (out[0].numel() // m.out_features)
 
     def record(name):
         return lambda m, inputs, out: shapes.__setitem__(name, tuple(out.shape[1:]))
@@ -311,7 +382,8 @@ def test_layer_matches_torch(call, shape):
     assert {name: tuple(b.shape) for name, b in buffers.items()} == row.buffer_shapes
     assert row.buffers == sum(b.numel() for b in buffers.values())
     assert row.params == sum(count.values())
-    assert row.weights == sum(n for name, n in count.items() if name.endswith("weight"))
+    # a weight is any parameter but a bias (LayerScale's `scale`, as torchvision's layer_scale)
+    assert row.weights == sum(n for name, n in count.items() if not name.endswith("bias"))
     assert row.biases == sum(n for name, n in count.items() if name.endswith("bias"))
     assert row.macs == macs
 
