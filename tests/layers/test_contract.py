@@ -5,6 +5,7 @@ values come from torch alone: a forward pass for the output shape, named_paramet
 for the parameter and buffer shapes, and forward hooks on the module's own attributes for MACs.
 """
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -415,6 +416,43 @@ def test_no_single_window_no_receptive_field(call, shape):
     assert (row.rf, row.jump) == (None, None)
 
 
+# Layers whose output at a position reads only that position (element-wise, or across the
+# channels at each position), and layers that read every position's statistics (GroupNorm,
+# InstanceNorm) or none (LayerScale, the scale alone).
+PER_POSITION = [c for c in CASES if len(c[1]) > 1 and c[0].startswith((
+    "LayerNorm", "Linear", "Chunk", "ChannelShuffle", "StochasticDepth", "PReLU", "Hardswish",
+    "Hardsigmoid", "Mish", "ELU", "Hardtanh"))]
+WHOLE_INPUT = [c for c in CASES if len(c[1]) > 1 and c[0].startswith(
+    ("GroupNorm", "InstanceNorm", "LayerScale"))]
+
+
+def _positions_reached(module, shape):
+    """The input positions whose change changes the output at the first position, in training
+    (where InstanceNorm reads the input's statistics even with running ones)."""
+    x = torch.randn(BATCH, *shape, requires_grad=True)
+    out = module.train()(x)
+    corner = (slice(None), slice(None), *(0 for _ in shape[1:]))
+    (grad,) = torch.autograd.grad(out[corner].sum(), x, allow_unused=True)
+    return set() if grad is None else {
+        tuple(p) for p in (grad[0].abs().sum(0) != 0).nonzero().tolist()}
+
+
+@pytest.mark.parametrize("call, shape", PER_POSITION, ids=[case_id(*c) for c in PER_POSITION])
+def test_per_position_layers_keep_the_receptive_field(call, shape):
+    layer, row = analyze_call(call, shape)
+    assert layer.receptive_field(shape) == ((1, 1),) * (len(shape) - 1)
+    assert _positions_reached(layer.build(shape), shape) <= {(0,) * (len(shape) - 1)}
+
+
+@pytest.mark.parametrize("call, shape", WHOLE_INPUT, ids=[case_id(*c) for c in WHOLE_INPUT])
+def test_statistics_and_scales_have_no_window(call, shape):
+    layer, row = analyze_call(call, shape)
+    assert layer.receptive_field(shape) is None
+    assert (row.rf, row.jump) == (None, None)
+    reached = _positions_reached(layer.build(shape), shape)
+    assert (reached == set()) if call.startswith("LayerScale") else (len(reached) > 1)
+
+
 @pytest.mark.parametrize("call, shape, text", [
     ("ConvTranspose(512, 2, s=2)", (1024, 4, 4), "ConvTranspose2d(1024→512, k=2, s=2, p=0)"),
     ("ConvTranspose(8, 3, s=2, p=1, output_padding=1, g=2, bias=false)", (4, 5, 5),
@@ -424,6 +462,19 @@ def test_no_single_window_no_receptive_field(call, shape):
     ("Conv(8, 3, p='same', d=2)", (4, 5, 6), "Conv2d(4→8, k=3, s=1, p='same', d=2)"),
     ("Upsample", (3, 8, 8), "Upsample2d(×2, nearest)"),
     ("Upsample((1, 2, 3), mode='trilinear')", (2, 3, 4, 5), "Upsample3d(×(1, 2, 3), trilinear)"),
+    ("Linear(384, pointwise=true)", (96, 7, 7), "Linear(96→384, pointwise)"),
+    ("Linear(10, pointwise=true, bias=false)", (16,), "Linear(16→10, bias=false)"),
+    ("LayerNorm(eps=1e-6)", (96, 7, 7), "LayerNorm2d(96, eps=1e-06)"),
+    ("LayerNorm(affine=false)", (64,), "LayerNorm(64, affine=false)"),
+    ("GroupNorm(8)", (64, 7, 7), "GroupNorm(64, groups=8)"),
+    ("InstanceNorm(affine=true)", (8, 10), "InstanceNorm1d(8, affine=true)"),
+    ("Chunk(1)", (116, 7, 7), "Chunk(116→58, 1 of 2)"),
+    ("Chunk(2, chunks=4)", (5, 4, 4), "Chunk(5→1, 2 of 3)"),
+    ("ChannelShuffle(2)", (116, 7, 7), "ChannelShuffle(116, groups=2)"),
+    ("LayerScale", (96, 7, 7), "LayerScale(96×1×1)"),
+    ("LayerScale(0.1)", (8, 10), "LayerScale(8×1, init=0.1)"),
+    ("StochasticDepth(0.1, mode='batch')", (8, 5, 5), "StochasticDepth(p=0.1, mode='batch')"),
+    ("PReLU(per_channel=true)", (8, 5, 5), "PReLU(per_channel=true)"),
 ])
 def test_describe(call, shape, text):
     assert analyze_call(call, shape)[1].layer == text
@@ -435,10 +486,61 @@ def test_describe(call, shape, text):
     ("ConvTranspose(8, 1, p=3)", (4, 2, 2), "output would be 0×0"),
     ("ConvTranspose(8, 3, g=4)", (6, 5, 5), "input channels 6 are not divisible by groups 4"),
     ("Upsample(2, mode='bilinear')", (3, 5), "mode 'bilinear' needs 2 spatial axes"),
+    ("GroupNorm(3)", (8, 5, 5), "GroupNorm: 8 channels are not divisible by 3 groups"),
+    ("ChannelShuffle(3)", (8, 5, 5), "ChannelShuffle: 8 channels are not divisible by 3 groups"),
+    ("ChannelShuffle(2)", (8,), "ChannelShuffle needs a channels×height×width input, got a flat "
+                                "input 8"),
+    ("InstanceNorm", (8,), "InstanceNorm needs a channels×height×width input, got a flat input 8"),
+    ("InstanceNorm", (8, 1, 1), "a 8×1×1 input has one position per channel, and PyTorch "
+                                "refuses it in training"),
+    ("Chunk(3, chunks=4)", (5, 4, 4), re.escape("Chunk: torch.chunk cuts 5 channels into 3 "
+                                                "chunks of 2 + 2 + 1, not 4: there is no chunk 3")),
+    ("Chunk(2)", (8, 4, 4), re.escape("Chunk: index 2 is beyond 2 chunks (0 to 1)")),
+    ("Hardtanh(1, 1)", (8,), "Hardtanh: max 1.0 must be greater than min 1.0"),
+    ("StochasticDepth(1.5)", (8,), "'p' must be a number between 0 and 1, got 1.5"),
+    ("Linear(10)", (8, 5, 5), "Linear needs a flat input, got 8×5×5"),
+    # PyTorch's habits: the size archdsl infers, given first
+    ("GroupNorm(32, 64)", (64, 8, 8), re.escape(
+        "GroupNorm takes 1 positional argument, got 2; archdsl infers the channels: write "
+        "GroupNorm(32), not PyTorch's GroupNorm(32, 64)")),
+    ("GroupNorm(32, 64, affine=false)", (64, 8, 8),
+     re.escape("write GroupNorm(32, affine=false), not PyTorch's")),
+    ("GroupNorm(num_channels=64, num_groups=32)", (64, 8, 8),
+     "no argument 'num_channels': archdsl infers the channels from the input; leave it out"),
+    ("GroupNorm(num_groups=32)", (64, 8, 8), "'num_groups' .PyTorch's name.: write groups=32"),
+    ("LayerNorm(64)", (64, 8, 8), re.escape(
+        "LayerNorm takes 0 positional arguments, got 1; archdsl infers the normalized shape: "
+        "write LayerNorm, not PyTorch's LayerNorm(64)")),
+    ("LayerNorm(96, eps=1e-6)", (96, 8, 8),
+     re.escape("write LayerNorm(eps=1e-06), not PyTorch's LayerNorm(96, eps=1e-06)")),
+    ("LayerNorm(elementwise_affine=false)", (8,), "write affine=false"),
+    ("InstanceNorm(64, affine=true)", (64, 8, 8),
+     re.escape("write InstanceNorm(affine=true), not PyTorch's InstanceNorm(64, affine=true)")),
+    ("PReLU(num_parameters=64)", (64, 8, 8),
+     "PReLU has no argument 'num_parameters' .PyTorch's name.: write per_channel=true"),
+    ("PReLU(num_parameters=1)", (64, 8, 8), "write per_channel=false"),
+    ("PReLU(64)", (64, 8, 8), re.escape(
+        "'per_channel' must be true or false, got 64; archdsl infers the channels: write "
+        "PReLU(per_channel=true), not PyTorch's PReLU(64)")),
+    ("Hardtanh(min_val=0, max_val=6)", (8,), "'min_val' .PyTorch's name.: write min=0"),
 ])
 def test_refusals_say_why(call, shape, message):
     with pytest.raises(archdsl.ArchDSLError, match=message):
         analyze_call(call, shape)
+
+
+@pytest.mark.parametrize("call, shape, hint", [
+    ("GroupNorm(3)", (8, 5, 5), "8 channels split evenly into 2 or 4 groups"),
+    ("GroupNorm(32)", (24, 5, 5), "24 channels split evenly into 24 groups"),
+    ("ChannelShuffle(5)", (116, 7, 7), "116 channels split evenly into 4 or 29 groups"),
+    ("Chunk(3, chunks=4)", (5, 4, 4), "the chunks are numbered 0 to 2"),
+    ("Linear(10)", (8, 5, 5), "insert Flatten before Linear, or give pointwise=true to apply it "
+                              "to the channels at every position"),
+])
+def test_refusal_hints_say_what_fits(call, shape, hint):
+    with pytest.raises(archdsl.ArchDSLError) as error:
+        analyze_call(call, shape)
+    assert error.value.hint == hint
 
 
 @pytest.mark.parametrize("call, shape, torch_module", BAD_CASES,
