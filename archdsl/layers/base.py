@@ -80,7 +80,8 @@ class Layer:
         }
 
     def settings(self, *first: str) -> str:
-        """`first`, then the arguments that differ from their defaults, as written: `96, eps=1e-06`."""
+        """`first`, then the arguments that differ from their defaults, as written:
+        `96, eps=1e-06`."""
         return ", ".join([*first, *(f"{f.name}={literal(getattr(self, f.name))}"
                                     for f in dataclasses.fields(self)
                                     if f.name != "frozen" and getattr(self, f.name) != f.default)])

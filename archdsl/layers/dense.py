@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from ..errors import ShapeError
@@ -49,7 +49,7 @@ class Linear(Layer):
 
     out: PositiveInt
     bias: bool = True
-    pointwise: bool = False
+    pointwise: bool = field(default=False, kw_only=True)  # Linear keeps its 2 positions
 
     def _features(self, shape: Shape) -> int:
         if len(shape) != 1 and not self.pointwise:

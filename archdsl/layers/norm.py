@@ -118,9 +118,9 @@ class InstanceNorm(Layer):
     def _torch_name(self, shape: Shape) -> str:
         channels, spatial = spatial_input(self, shape)
         if math.prod(spatial) == 1:
-            raise ShapeError(f"InstanceNorm: a {format_shape(shape)} input has one position per "
-                             f"channel, and PyTorch refuses it in training (the statistics are "
-                             f"over the positions)",
+            raise ShapeError(f"InstanceNorm: the {format_shape(shape)} input has one position "
+                             f"per channel, and PyTorch refuses it in training (the statistics "
+                             f"are over the positions)",
                              hint="LayerNorm or BatchNorm normalize a single position")
         return f"InstanceNorm{len(spatial)}d"
 

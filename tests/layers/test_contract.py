@@ -490,8 +490,9 @@ def test_describe(call, shape, text):
     ("ChannelShuffle(3)", (8, 5, 5), "ChannelShuffle: 8 channels are not divisible by 3 groups"),
     ("ChannelShuffle(2)", (8,), "ChannelShuffle needs a channels×height×width input, got a flat "
                                 "input 8"),
-    ("InstanceNorm", (8,), "InstanceNorm needs a channels×height×width input, got a flat input 8"),
-    ("InstanceNorm", (8, 1, 1), "a 8×1×1 input has one position per channel, and PyTorch "
+    ("InstanceNorm", (8,),
+     "InstanceNorm needs a channels×height×width input, got a flat input 8"),
+    ("InstanceNorm", (8, 1, 1), "the 8×1×1 input has one position per channel, and PyTorch "
                                 "refuses it in training"),
     ("Chunk(3, chunks=4)", (5, 4, 4), re.escape("Chunk: torch.chunk cuts 5 channels into 3 "
                                                 "chunks of 2 + 2 + 1, not 4: there is no chunk 3")),
