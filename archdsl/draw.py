@@ -20,8 +20,8 @@ from .suffixes import format_from_suffix
 _SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 COLORS = {  # fill colour by the kind each layer class declares (Layer.kind)
     "conv": "#cfe2f3", "linear": "#d9ead3", "pool": "#fff2cc", "resize": "#fff2cc",
-    "norm": "#ead1dc", "merge": "#f4cccc", "regularization": "#eeeeee", "shape": "#eeeeee",
-    "activation": "white",
+    "norm": "#ead1dc", "scale": "#d9d2e9", "merge": "#f4cccc", "regularization": "#eeeeee",
+    "shape": "#eeeeee", "activation": "white",
 }
 INSTALL_HINT = ("install Graphviz, which provides it: `apt-get install graphviz` (Debian, "
                 "Ubuntu), `brew install graphviz` (macOS), `conda install graphviz`; or write "

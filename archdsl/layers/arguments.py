@@ -88,9 +88,19 @@ def _renamed(cls, argument) -> str:
     renamed = getattr(cls, "torch_keywords", {})
     if argument.keyword not in renamed:
         return ""
-    if renamed[argument.keyword] is None:
+    translated = from_torch(cls, argument.keyword, argument.value)
+    if translated is None:
         return f": archdsl infers the {cls.torch_inferred} from the input; leave it out"
-    return f" (PyTorch's name): write {renamed[argument.keyword]}={literal(argument.value)}"
+    return f" (PyTorch's name): write {translated[0]}={literal(translated[1])}"
+
+
+def from_torch(cls, name: str, value) -> tuple[str, object] | None:
+    """PyTorch's argument `name=value` in archdsl's words, (keyword, value), by the layer's
+    torch_keywords; None for the one archdsl infers."""
+    target = getattr(cls, "torch_keywords", {}).get(name, name)
+    if target is None:
+        return None
+    return target(value) if callable(target) else (target, value)
 
 
 def _checked_value(title, usage, name, checker, argument):

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from ..errors import ShapeError
 from .arguments import Min, PositiveInt, Probability
 from .base import Facts, Layer, register
-from .geometry import format_shape, Shape
+from .geometry import format_shape, product, Shape
 
 PositiveFloat = Annotated[float, Min(1e-300), "a positive number"]
 
@@ -42,7 +42,8 @@ class Flatten(Layer):
 @register
 @dataclass(frozen=True)
 class Linear(Layer):
-    """Fully connected: every output feature sees every input feature."""
+    """Fully connected: every output feature sees every input feature. With pointwise=true, on
+    the channels of a C×H×W map at each position (ConvNeXt's Permute -> Linear -> Permute)."""
 
     kind = "linear"
     torch_inferred = "input features"
@@ -50,34 +51,48 @@ class Linear(Layer):
 
     out: PositiveInt
     bias: bool = True
+    pointwise: bool = field(default=False, kw_only=True)  # Linear keeps its 2 positions
 
     def resolve(self, shape: Shape) -> Facts:
-        if len(shape) != 1:
+        if len(shape) != 1 and not self.pointwise:
             raise ShapeError(f"Linear needs a flat input, got {format_shape(shape)}",
-                             hint="insert Flatten before Linear")
-        features, = shape
+                             hint="insert Flatten before Linear, or give pointwise=true to "
+                                  "apply it to the channels at every position")
+        features, *positions = shape
         weights = {"weight": (self.out, features)}
+        # Pointwise, each output position reads its own input position only.
         return self.described(Facts(
-            inputs=(shape,), output=(self.out,), macs=features * self.out, window=None,
-            description="", **self.tensors({**weights, "bias": (self.out,)} if self.bias else
-                                           weights)))
+            inputs=(shape,), output=(self.out, *positions),
+            macs=math.prod(positions) * features * self.out,
+            window=tuple((1, 1) for _ in positions) if positions else None, description="",
+            **self.tensors({**weights, "bias": (self.out,)} if self.bias else weights)))
 
     def explain(self, facts: Facts) -> dict:
         data = super().explain(facts)
-        (features,), = facts.inputs
+        (features, *positions), = facts.inputs
+        macs = f"{features} × {self.out} = {facts.macs:,}"
         data["shape"] = [f"{features} features → {self.out}"]
+        if positions:  # the positions' product: 7·7 × 96 × 384
+            data["shape"] = [f"{features} channels → {self.out} at each of the "
+                             f"{format_shape(positions)} positions"]
+            macs = f"{product(positions)} × {macs}"
+        data["macs"] = macs
         data["params"] = (f"{self.out} × {features}" + (f" + {self.out}" if self.bias else "")
                           + f" = {facts.params:,}")
-        data["macs"] = f"{features} × {self.out} = {facts.macs:,}"
         return data
 
     def describe(self, facts: Facts) -> str:
-        text = f"Linear({facts.inputs[0][0]}→{self.out}"
+        shape, = facts.inputs
+        text = f"Linear({shape[0]}→{self.out}"
+        text += ", pointwise" if len(shape) > 1 else ""
         return text + (")" if self.bias else ", bias=false)")
 
     def build(self, facts: Facts):
         from torch import nn
-        return nn.Linear(facts.inputs[0][0], self.out, self.bias)
+        from .modules import PointwiseLinear
+        shape, = facts.inputs
+        linear = PointwiseLinear if len(shape) > 1 else nn.Linear
+        return linear(shape[0], self.out, self.bias)
 
 
 @register
