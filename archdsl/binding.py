@@ -65,10 +65,11 @@ def _compute(operation: Operation, env: dict):
         raise ArgumentError(f"cannot compute {operation.operator!r} of {shown}: arithmetic needs "
                             f"numbers", operation.span)
     left, right = (operands + [None])[:2]
-    if operation.operator == "//" and right == 0:
+    if operation.operator in ("/", "//") and right == 0:
         raise ArgumentError("division by zero", operation.span)
     result = {"+": lambda: left + right, "-": lambda: left - right, "*": lambda: left * right,
-              "//": lambda: left // right, "neg": lambda: -left}[operation.operator]()
+              "/": lambda: left / right, "//": lambda: left // right,
+              "neg": lambda: -left}[operation.operator]()
     if isinstance(result, float) and not math.isfinite(result):
         raise ArgumentError("the result is beyond a float's range (about 1.8e308)", operation.span)
     if isinstance(result, int) and abs(result) >= MAX_INTEGER:

@@ -3,7 +3,8 @@
 The layout: declarations first, in a fixed order (input, train, assertions, definitions; each
 kind in the order written), then the network, its first step on one line and every further
 step on its own line after `  -> `. Inside a step, canonical spacing: `Conv(16, 3, p=1)`,
-`[a] + [b]`, `c*4 + 1`, a call without arguments bare (`ReLU`). A definition stays on one line
+`[a] + [b]`, `[a] * [b]`, `c*4 + 1`, `Block*3 for k`, a call or definition without arguments
+bare (`ReLU`, `def Head = [...]`). A definition stays on one line
 when it fits in WIDTH columns; otherwise its steps go one per line, aligned after its `[`.
 
 What is written is kept: numbers, words, strings and keyword aliases (`k=3`, `3e-3`, `'same'`)
@@ -32,8 +33,8 @@ CONTINUATION = "  -> "
 _COMMENT = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|#[^\n]*")
 
 # Arithmetic precedence: higher binds tighter.
-_LEVEL = {"add": 1, "subtract": 1, "multiply": 2, "floordiv": 2, "negate": 3}
-_OPERATOR = {"add": " + ", "subtract": " - ", "multiply": "*", "floordiv": "//"}
+_LEVEL = {"add": 1, "subtract": 1, "multiply": 2, "floordiv": 2, "divide": 2, "negate": 3}
+_OPERATOR = {"add": " + ", "subtract": " - ", "multiply": "*", "floordiv": "//", "divide": "/"}
 _DECLARATIONS = ("input_decl", "train_decl", "assert_decl", "definition")
 
 
@@ -140,7 +141,8 @@ def _declaration(tree: Tree) -> list[str]:
         metric, comparator, bound = tree.children
         return [f"assert {metric} {comparator} {bound}"]
     name, *parameters, group = tree.children
-    head = f"def {name}({', '.join(_parameter(p) for p in parameters)}) = ["
+    signature = f"({', '.join(_parameter(p) for p in parameters)})" if parameters else ""
+    head = f"def {name}{signature} = ["
     steps = [_step(s) for s in group.children[0].children]
     one_line = head + " -> ".join(steps) + "]"
     if len(one_line) <= WIDTH or len(steps) == 1:
@@ -162,8 +164,8 @@ def _step(tree: Tree) -> str:
     if kind == "group":
         return "[" + " -> ".join(_step(s) for s in tree.children[0].children) + "]"
     if kind == "repeat":
-        body, count = tree.children
-        return f"{_step(body)}*{count.children[0]}"
+        body, count, *index = tree.children
+        return f"{_step(body)}*{count.children[0]}" + "".join(f" for {i}" for i in index)
     if kind == "named":
         body, name = tree.children
         return f"{_step(body)} as {name}"
@@ -171,6 +173,8 @@ def _step(tree: Tree) -> str:
         return " + ".join(_step(t) for t in tree.children)
     if kind == "concat":
         return " | ".join(_step(t) for t in tree.children)
+    if kind == "product":
+        return " * ".join(_step(t) for t in tree.children)
     raise AssertionError(f"unknown step {kind}")
 
 

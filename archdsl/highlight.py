@@ -38,6 +38,7 @@ class ArchDSLLexer(RegexLexer):
                                                    Name.Function)),
             (r"(assert)(\s+)([A-Za-z_]\w*)", bygroups(Keyword, Whitespace, Name.Variable)),
             (r"(as)(\s+)([A-Za-z_]\w*)", bygroups(Keyword, Whitespace, Name.Label)),
+            (r"(for)(\s+)([A-Za-z_]\w*)", bygroups(Keyword, Whitespace, Name.Variable)),
             (words(("input", "train"), suffix=_WORD_END), Keyword.Declaration),
             (words(("true", "false", "True", "False", "none", "None"), suffix=_WORD_END),
              Keyword.Constant),
@@ -49,7 +50,7 @@ class ArchDSLLexer(RegexLexer):
             (r"(\d+\.\d*|\.\d+)([eE][-+]?\d+)?|\d+[eE][-+]?\d+", Number.Float),
             (r"\d+", Number.Integer),
             (r'"[^"\n]*"|' + r"'[^'\n]*'", String),
-            (r"->|//|<=|>=|[-+*|=<>]", Operator),
+            (r"->|//|<=|>=|[-+*/|=<>]", Operator),
             (r"[()\[\],]", Punctuation),
         ],
     }

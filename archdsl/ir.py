@@ -19,7 +19,7 @@ class Name(str):
 class Operation:
     """Arithmetic over a definition's parameters (`c*4`), computed when the definition expands."""
 
-    operator: str  # + - * // neg
+    operator: str  # + - * / // neg
     operands: tuple
     span: Span
 
@@ -56,10 +56,14 @@ class Group:
 
 @dataclass(frozen=True)
 class Repeat:
+    """`step*N`, or `step*N for k`: N copies, the k-th (from 0) with `k` bound in its arguments."""
+
     body: Union[Call, Group]
     count: Union[int, Name]
     span: Span
     count_span: Span
+    index: str | None = None
+    index_span: Span | None = None
 
 
 @dataclass(frozen=True)
@@ -74,10 +78,11 @@ class Named:
 
 @dataclass(frozen=True)
 class Parallel:
-    """`[a] + [b]` or `[a] | [b]`: branches reading the same input, merged by the layer `merge`."""
+    """`[a] + [b]`, `[a] | [b]` or `[a] * [b]`: branches reading the same input, merged by the
+    layer `merge`."""
 
     branches: tuple["Step", ...]
-    merge: str  # the registered layer that merges: Add or Concat
+    merge: str  # the registered layer that merges: Add, Concat or Multiply
     span: Span
 
 
@@ -94,7 +99,8 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Definition:
-    """`def Name(params) = [chain]`: expanded, with its arguments bound, wherever it is called."""
+    """`def Name(params) = [chain]`, or `def Name = [chain]` without parameters: expanded, with its
+    arguments bound, wherever it is called."""
 
     name: str
     parameters: tuple[Parameter, ...]

@@ -52,28 +52,39 @@ class _Lowering:
         if prefix.count(".") > MAX_DEPTH:
             raise ArchDSLError(f"the network nests more than {MAX_DEPTH} scopes deep (groups, "
                                f"repeats and definitions)", chain.span)
-        items = []  # (base name, step, role): role is "step", "branch" or "merge"
+        items = []  # (base name, step, role, env): role is "step", "branch" or "merge"
         for step in chain.steps:
             if isinstance(step, Parallel):
-                items += [(_base_name(b, "branch"), b, "branch") for b in step.branches]
-                items.append((step.merge.lower(), step, "merge"))
+                items += [(_base_name(b, "branch"), b, "branch", env) for b in step.branches]
+                items.append((step.merge.lower(), step, "merge", env))
             elif isinstance(step, Repeat):
-                items += [(_base_name(step.body), step.body, "step")] * self.count(step, env)
+                items += [(_base_name(step.body), step.body, "step", copy_env)
+                          for copy_env in self.copies(step, env)]
             else:
-                items.append((_base_name(step), step, "step"))
+                items.append((_base_name(step), step, "step", env))
         names = _scope_names(items, prefix)
         current, branch_outputs = source, []
-        for (_, step, role), name in zip(items, names):
+        for (_, step, role, step_env), name in zip(items, names):
             name = prefix + name
             if role == "branch":
-                branch_outputs.append(self.step(step, name, current, env))
+                branch_outputs.append(self.step(step, name, current, step_env))
             elif role == "merge":
                 current = self.add(name, layer_class(step.merge)(), step.span,
                                    tuple(branch_outputs))
                 branch_outputs = []
             else:
-                current = self.step(step, name, current, env)
+                current = self.step(step, name, current, step_env)
         return current
+
+    def copies(self, repeat: Repeat, env: dict) -> list[dict]:
+        """The environment of each copy of a repeat: with `for k`, k bound to 0, 1, …"""
+        count = self.count(repeat, env)
+        if repeat.index is None:
+            return [env] * count
+        if repeat.index in env:
+            raise ArchDSLError(f"the repeat index {repeat.index!r} hides the parameter of that "
+                               f"name", repeat.index_span, hint="give the index another name")
+        return [{**env, repeat.index: k} for k in range(count)]
 
     def step(self, step: Step, name: str, source: str, env: dict) -> str:
         if isinstance(step, Named):
@@ -130,7 +141,10 @@ class _Lowering:
         count = resolve(repeat.count, env)
         if isinstance(count, bool) or not isinstance(count, int):
             raise ArgumentError(f"repeat count must be an integer, got {count!r}",
-                                repeat.count_span)
+                                repeat.count_span,
+                                hint=f"'*' before a number repeats; to multiply by a branch, "
+                                     f"bracket it: * [{count}]" if isinstance(count, str)
+                                else None)
         if count < 1:
             raise ArgumentError(f"repeat count must be at least 1, got {count}",
                                 repeat.count_span)
@@ -159,7 +173,7 @@ def _scope_names(items, prefix: str) -> list[str]:
     taken: dict[str, Span] = {}
     if not prefix:
         taken[INPUT] = None
-    for step in {id(step): step for _, step, _ in items}.values():
+    for step in {id(step): step for _, step, _, _ in items}.values():
         if not isinstance(step, Named):
             continue
         if step.name == INPUT and not prefix:
@@ -172,11 +186,11 @@ def _scope_names(items, prefix: str) -> list[str]:
             error.notes.append(f"first used at {first.line}:{first.column}")
             raise error
         taken[step.name] = step.name_span
-    generated = Counter(base for base, step, _ in items if not isinstance(step, Named))
+    generated = Counter(base for base, step, _, _ in items if not isinstance(step, Named))
     bare = {base for base, count in generated.items() if count == 1 and base not in taken}
     taken.update(dict.fromkeys(bare))
     seen, names = Counter(), []
-    for base, step, _ in items:
+    for base, step, _, _ in items:
         if isinstance(step, Named) or base in bare:
             names.append(base)
             continue

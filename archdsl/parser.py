@@ -62,7 +62,7 @@ def parse(text: str, filename: str = "<spec>") -> Spec:
         raise
 
 
-_ARITHMETIC = {"add", "subtract", "multiply", "floordiv", "negate"}
+_ARITHMETIC = {"add", "subtract", "multiply", "floordiv", "divide", "negate"}
 
 
 def _check_depth(tree) -> None:
@@ -200,6 +200,9 @@ class _ToSpec(Transformer):
     def concat(self, meta, branches):
         return Parallel(tuple(branches), "Concat", Span.of(meta))
 
+    def product(self, meta, branches):
+        return Parallel(tuple(branches), "Multiply", Span.of(meta))
+
     def named(self, meta, children):
         body, name = children
         return Named(body, str(name), Span.of(meta), Span.of(name))
@@ -226,8 +229,14 @@ class _ToSpec(Transformer):
         return Group(children[0], Span.of(meta))
 
     def repeat(self, meta, children):
-        body, (count, count_span) = children
-        return Repeat(body, count, Span.of(meta), count_span)
+        body, (count, count_span), *index = children
+        if not index:
+            return Repeat(body, count, Span.of(meta), count_span)
+        (name,) = index
+        if keyword.iskeyword(str(name)):  # bound beside a definition's parameters
+            raise SpecSyntaxError(f"index name {str(name)!r} is reserved; choose another",
+                                  Span.of(name))
+        return Repeat(body, count, Span.of(meta), count_span, str(name), Span.of(name))
 
     def count(self, meta, children):
         (token,) = children
@@ -279,6 +288,9 @@ class _ToSpec(Transformer):
 
     def floordiv(self, meta, children):
         return _operation("//", children, meta)
+
+    def divide(self, meta, children):
+        return _operation("/", children, meta)
 
     def negate(self, meta, children):
         return _operation("neg", children[1:], meta)

@@ -16,7 +16,7 @@ from .layers.arguments import KEYWORDS, keyword_slip
 _TERMINAL_WORDS = {
     "NAME": "a layer name", "MINUS": "'-'", "SHAPE": "a shape like 1x28x28", "INT": "a number",
     "FLOAT": "a number", "STRING": "a string",
-    "_AS": "'as'", "COMPARATOR": "a comparison ('<', '<=', '>' or '>=')",
+    "_AS": "'as'", "_TIMES": "'*'", "COMPARATOR": "a comparison ('<', '<=', '>' or '>=')",
     "BOUND": "a number such as 100k or 1.5M",
     "$END": "the end of the spec",
 }
@@ -62,6 +62,8 @@ def syntax_error(error: UnexpectedInput, text: str, parser: Lark) -> SpecSyntaxE
     arguments = "FLOAT" in names
     expected = sorted({"a name" if name == "NAME" and arguments else _describe_terminal(name, parser)
                        for name in names})
+    if re.search(r"(?<![A-Za-z0-9_])for$", text[:start].rstrip()):
+        expected = ["the name of the repeat's index, as in *3 for k"]
     message = f"unexpected {found}"
     if expected:
         message += ": expected " + _or_list(expected)

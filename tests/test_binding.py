@@ -27,6 +27,8 @@ def test_arithmetic_tuples_and_bounds_become_builtins():
     assert pair == (3, "same") and type(pair[1]) is str
     assert type(resolve(Decimal("1500000"))) is int
     assert type(resolve(Decimal("1.5"))) is float and resolve(Decimal("1.5")) == 1.5
+    ratio = resolve(Operation("/", (Name("k"), 4), span), {"k": 1})
+    assert ratio == 0.25 and type(ratio) is float
     whole = resolve(Decimal("123456789012345678901234567890"))  # exact at any size
     assert whole == 123456789012345678901234567890 and type(whole) is int
 

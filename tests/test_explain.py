@@ -135,6 +135,9 @@ WINDOWS = [
     ("ConvTranspose(8, 3, s=2, d=3, output_padding=2, p=2)", (4, 5, 5)),
     ("ConvTranspose(6, (2, 3), s=(2, 1), p=(0, 1), g=2)", (4, 5, 7)),
     ("Upsample((2, 3))", (1, 4, 5)), ("Linear(7)", (12,)), ("BatchNorm", (6, 4, 4)),
+    ("Linear(12, pointwise=true)", (8, 5, 6)), ("Linear(3, bias=false, pointwise=true)", (4, 7)),
+    ("LayerNorm", (6, 4, 4)), ("GroupNorm(2)", (6, 4, 4)), ("LayerScale", (6, 4, 4)),
+    ("PReLU(per_channel=true)", (6, 4, 4)), ("Chunk(1)", (5, 4, 4)),
 ]
 
 

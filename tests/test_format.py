@@ -151,7 +151,8 @@ layer_calls = st.one_of(
     st.builds(lambda k: call("AvgPool", k, s=1), st.integers(1, 3)),
     st.sampled_from([["ReLU"], ["ReLU", "(", ")"], ["BatchNorm"], ["Identity"], ["Tanh"],
                      call("Dropout", 0.25), call("LeakyReLU", "slope=0.1"),
-                     call("GELU", approximate="'tanh'"), call("Upsample", 2)]),
+                     call("GELU", approximate="'tanh'"), call("Upsample", 2), ["Head"],
+                     ["Dropout", "(", "1", "/", "4", ")"]]),
     st.builds(lambda c, k: call("Block", c) if k is None else call("Block", c, k=k),
               st.integers(1, 6), st.sampled_from([None, 1, 3])),
     st.builds(lambda c: ["Block", "(", "c", "=", str(c), "*", "2", ")"], st.integers(1, 3)),
@@ -160,23 +161,32 @@ layer_calls = st.one_of(
 
 def _terms(atoms):
     """A term: a call or group, repeated or not, named or not."""
-    repeats = st.builds(lambda a, n: [*a, "*", str(n)], atoms, st.integers(1, 2))
+    repeats = st.builds(lambda a, n, index: [*a, "*", str(n), *index], atoms, st.integers(1, 2),
+                        st.sampled_from([[], ["for", "k"]]))
     return st.one_of(atoms, repeats, st.builds(lambda t, n: [*t, "as", n],
                                                st.one_of(atoms, repeats),
                                                st.sampled_from(["x", "skip"])))
 
 
 def _steps(atoms):
-    """A step: a term, or terms joined by + (sum) or | (concat)."""
+    """A step: a term, or terms joined by + (sum), | (concat) or * (product)."""
     terms = _terms(atoms)
     return st.one_of(terms, st.builds(lambda ts, op: sum(([op, *t] if i else t for i, t
                                                           in enumerate(ts)), []),
                                       st.lists(terms, min_size=2, max_size=3),
-                                      st.sampled_from(["+", "|"])))
+                                      st.sampled_from(["+", "|"])),
+                      st.builds(lambda t, gates: t + sum((["*", *g] for g in gates), []),
+                                terms, st.lists(_groups_of(atoms), min_size=1, max_size=2)))
 
 
 def _groups(atoms):
     return st.lists(_steps(atoms), min_size=1, max_size=3).map(
+        lambda steps: ["[", *sum(_join(steps), []), "]"])
+
+
+def _groups_of(atoms):
+    """The factor of a product: a group of terms (a `*` that multiplies comes before '[')."""
+    return st.lists(_terms(atoms), min_size=1, max_size=2).map(
         lambda steps: ["[", *sum(_join(steps), []), "]"])
 
 
@@ -196,7 +206,8 @@ def generated_specs(draw) -> str:
     tokens = []
     declarations = [["input", draw(st.sampled_from(["3x16x16", "1x9x9", "2x8x8x8"]))],
                     ["def", "Block", "(", "c", ",", "k", "=", "3", ")", "=", "[", "Conv", "(",
-                     "c", ",", "k", ",", "p", "=", "k", "//", "2", ")", "->", "ReLU", "]"]]
+                     "c", ",", "k", ",", "p", "=", "k", "//", "2", ")", "->", "ReLU", "]"],
+                    ["def", "Head", "=", "[", "Identity", "]"]]
     if draw(st.booleans()):
         declarations.append(["assert", draw(st.sampled_from(["params", "macs", "depth"])),
                              draw(st.sampled_from(["<", "<=", ">", ">="])),

@@ -18,7 +18,9 @@ assert params < 250k
 assert macs <= 1.5M
 assert activation_bytes < 1Mi
 def Block(c, s=1) = [Conv(c*4 + 1, 3, p='same') -> BatchNorm -> ReLU] | [Conv(c//2, 1)]
+def Gate = [Identity * [AdaptiveAvgPool(1) -> Sigmoid]]
 Block(8)*2 as features -> Upsample(2, mode="nearest") -> Concat(features, crop=true)
+  -> Gate -> Dropout(0.1*k/4)*2 for k
   -> Flatten -> Dropout(-0.0 + 0.5) -> Linear(10)
 """
 GRAMMAR = ROOT / "editors/archdsl.tmLanguage.json"
@@ -40,14 +42,14 @@ def test_token_kinds():
     assert not [t for t in found if t[0] in Error]
     kinds = dict((value, kind) for kind, value in found)
     assert kinds["# the tutorial's CNN, with a budget for CI"] in Comment
-    for word in ("input", "train", "def", "assert", "as"):
+    for word in ("input", "train", "def", "assert", "as", "for"):
         assert kinds[word] in Keyword, word
     assert kinds["1x28x28"] in Number and kinds["250k"] in Number and kinds["1.5M"] in Number
     assert kinds["1Mi"] in Number and kinds["3e-3"] in Number.Float and kinds["8"] in Number
     for layer in ("Conv", "BatchNorm", "ReLU", "Upsample", "Concat", "Linear"):
         assert kinds[layer] in Name.Builtin, layer
     assert kinds["'same'"] in String and kinds['"nearest"'] in String
-    for op in ("->", "+", "|", "*", "=", "//", "<", "<="):
+    for op in ("->", "+", "|", "*", "=", "//", "/", "<", "<="):
         assert kinds[op] in Operator, op
     assert (Name.Function, "Block") in found and (Name, "Block") in found  # defined, called
     assert (Name.Label, "features") in found and kinds["features"] in Name
@@ -81,6 +83,12 @@ def test_textmate_grammar_is_valid():
         names = [pattern["name"]] if "name" in pattern else \
             [capture["name"] for capture in pattern["captures"].values()]
         assert names and all(name.endswith(".archdsl") for name in names)
+
+
+def test_textmate_grammar_is_made_from_the_registry():
+    """Regenerate with `python -m archdsl.textmate editors/archdsl.tmLanguage.json`."""
+    from archdsl.textmate import render
+    assert GRAMMAR.read_text() == render()
 
 
 def test_textmate_grammar_knows_every_layer():
@@ -127,4 +135,5 @@ def test_textmate_grammar_covers_every_character(spec):
         assert by_text["Conv"].startswith("support.function.layer")
         assert by_text["->"].startswith("keyword.operator.arrow")
         assert ("entity.name.function.archdsl", "Block") in found
+        assert ("keyword.control.for.archdsl", "for") in found and by_text["/"].startswith("keyword.operator")
         assert by_text["'same'"].startswith("string.quoted.single")

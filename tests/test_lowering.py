@@ -150,3 +150,70 @@ def test_a_twice_used_name_notes_where_it_was_first_used():
 def test_the_same_name_in_different_scopes_is_fine():
     text = "input 1x8x8\n[Conv(2, 3, p=1) as c] -> [Conv(2, 3, p=1) as c] -> Flatten"
     assert names(text) == ["block1.c", "block2.c", "flatten"]
+
+
+SE = ("def SE(c, squeeze) = [Identity * [AdaptiveAvgPool(1) -> Conv(squeeze, 1) -> ReLU\n"
+      "                                  -> Conv(c, 1) -> Sigmoid]]\n")
+
+
+def test_a_product_of_branches_gates_a_map_by_broadcasting():
+    analysis = analyze(SE + "input 8x6x6\nConv(8, 3, p=1) -> SE(8, 2)")
+    multiply = analysis.rows[-1]
+    assert [r.name for r in analysis.rows][1:3] == ["se.identity", "se.branch.adaptiveavgpool"]
+    assert multiply.name == "se.multiply" and multiply.type == "Multiply"
+    assert multiply.input_shapes == ((8, 6, 6), (8, 1, 1)) and multiply.output == (8, 6, 6)
+    assert multiply.inputs == ("se.identity", "se.branch.sigmoid")
+
+
+@pytest.mark.parametrize("text, message, hint", [
+    ("input 8x6x6\nIdentity * [GlobalAvgPool -> Linear(8) -> Sigmoid]",
+     "different ranks: 8×6×6 and 8", "AdaptiveAvgPool(1)"),
+    ("input 8x6x6\nIdentity * [AdaptiveAvgPool(1) -> Conv(4, 1)]",
+     "do not broadcast: 8×6×6 and 4×1×1", "or 1 in one"),
+])
+def test_a_product_that_does_not_broadcast_names_both_shapes(text, message, hint):
+    with pytest.raises(ShapeError, match=message) as caught:
+        analyze(text)
+    assert hint in caught.value.hint
+
+
+def test_a_word_after_star_repeats_and_the_error_says_how_to_multiply():
+    with pytest.raises(ArgumentError, match="repeat count must be an integer") as caught:
+        analyze("input 8x6x6\nIdentity * Sigmoid")
+    assert "bracket it: * [Sigmoid]" in caught.value.hint
+
+
+def test_the_repeat_index_counts_copies_from_zero_in_arithmetic():
+    rows = analyze("input 4x8x8\nDropout(0.1*k/4)*3 for k -> Conv(2, 1)*2 for i").rows
+    ps = [r.args["p"] for r in rows if r.type == "Dropout"]
+    assert ps == [0.1 * k / 4 for k in range(3)] and all(type(p) is float for p in ps)
+    stage = ("def Stage(c, first, n) = [Conv(c, 1, p=first + k)*n for k]\n"
+             "input 4x8x8\nStage(4, 0, 2) -> Stage(4, 2, 1)")
+    assert [r.args["padding"] for r in analyze(stage).rows] == [0, 1, 2]
+
+
+def test_the_repeat_index_may_not_hide_a_parameter():
+    with pytest.raises(ArchDSLError, match="the repeat index 'c' hides the parameter"):
+        analyze("def B(c) = [Conv(c, 1)*2 for c]\ninput 4x8x8\nB(4)")
+
+
+def test_true_division_gives_a_float_and_an_integer_argument_says_so():
+    with pytest.raises(ArgumentError, match=r"got 2\.0 \('/' divides into a fraction; '//'"):
+        analyze("input 4x8x8\nConv(4/2, 1)")
+    assert analyze("input 4x8x8\nConv(5//2, 1)").rows[0].output == (2, 8, 8)
+
+
+def test_a_definition_without_parameters_needs_no_parentheses():
+    analysis = analyze("def Head = [Flatten -> Linear(10)]\ninput 4x2x2\nHead")
+    assert [r.name for r in analysis.rows] == ["head.flatten", "head.linear"]
+    assert analyze("def Head() = [Flatten]\ninput 4x2x2\nHead()").output == (16,)
+
+
+def test_products_compile_and_gate_as_torch_computes():
+    import torch
+    analysis = analyze(SE + "input 8x6x6\nSE(8, 2)")
+    model = build(analysis).eval()
+    x = torch.randn(3, 8, 6, 6)
+    gate = model.layer("se.branch.sigmoid")(model.layer("se.branch.conv2")(
+        model.layer("se.branch.relu")(model.layer("se.branch.conv1")(x.mean((2, 3), True)))))
+    torch.testing.assert_close(model(x), x * gate)

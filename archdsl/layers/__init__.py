@@ -1,5 +1,6 @@
 """Every layer type, each in one registered class. Importing this package registers them all."""
-from . import activation, conv, dense, merge, pool, resize  # noqa: F401  (registration)
+from . import (activation, channels, conv, dense, merge, norm, pool, residual,  # noqa: F401
+               resize)  # (registration)
 from .base import bind_layer, Layer, layer_class, layer_names, register, torch_order, TorchOrder
 from .geometry import format_shape, Shape
 

@@ -1,4 +1,5 @@
-"""Element-wise activations: the output has the input's shape and there are no weights."""
+"""Element-wise activations: the output has the input's shape, and only PReLU has weights (its
+slopes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ SiLU = _plain("SiLU", "x · sigmoid(x), also called swish.")
 Sigmoid = _plain("Sigmoid", "1 / (1 + exp(−x)).")
 Tanh = _plain("Tanh", "Hyperbolic tangent.")
 Identity = _plain("Identity", "Passes its input through unchanged.")
+Hardswish = _plain("Hardswish", "x · ReLU6(x + 3) / 6, MobileNetV3's cheap swish.")
+Hardsigmoid = _plain("Hardsigmoid", "ReLU6(x + 3) / 6, MobileNetV3's cheap sigmoid.")
+Mish = _plain("Mish", "x · tanh(softplus(x)).")
 
 
 @register
@@ -41,6 +45,58 @@ class LeakyReLU(_Elementwise):
 
     def _torch_arguments(self) -> dict:
         return {"negative_slope": self.slope}
+
+
+@register
+@dataclass(frozen=True)
+class ELU(_Elementwise):
+    """x where x > 0, else alpha · (exp(x) − 1)."""
+
+    alpha: float = 1.0
+
+    def _torch_arguments(self) -> dict:
+        return {"alpha": self.alpha}
+
+
+@register
+@dataclass(frozen=True)
+class Hardtanh(_Elementwise):
+    """x clamped to [min, max]."""
+
+    torch_keywords = {"min_val": "min", "max_val": "max"}
+
+    min: float = -1.0
+    max: float = 1.0
+
+    def check(self) -> None:
+        if self.max <= self.min:
+            raise ArgumentError(f"Hardtanh: max {self.max} must be greater than min {self.min} "
+                                f"(PyTorch refuses it otherwise)", argument="max")
+
+    def _torch_arguments(self) -> dict:
+        return {"min_val": self.min, "max_val": self.max}
+
+
+@register
+@dataclass(frozen=True)
+class PReLU(_Elementwise):
+    """max(0, x) + a · min(0, x) with a learned slope `a`, initially `init`: one for the whole
+    layer, or one per channel with per_channel=true."""
+
+    torch_inferred = "channels"
+    # PyTorch's count of slopes is 1 or the channels; archdsl reads the channels from the input.
+    torch_keywords = {"num_parameters": lambda n: ("per_channel", n != 1)}
+    torch_positional = ("num_parameters", "init")
+
+    per_channel: bool = False
+    init: float = 0.25
+
+    def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
+        return {"weight": (shape[0] if self.per_channel else 1,)}
+
+    def build(self, shape: Shape):
+        from torch import nn
+        return nn.PReLU(self.parameter_shapes(shape)["weight"][0], self.init)
 
 
 @register

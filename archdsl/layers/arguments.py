@@ -88,9 +88,19 @@ def _renamed(cls, argument) -> str:
     renamed = getattr(cls, "torch_keywords", {})
     if argument.keyword not in renamed:
         return ""
-    if renamed[argument.keyword] is None:
+    translated = from_torch(cls, argument.keyword, argument.value)
+    if translated is None:
         return f": archdsl infers the {cls.torch_inferred} from the input; leave it out"
-    return f" (PyTorch's name): write {renamed[argument.keyword]}={literal(argument.value)}"
+    return f" (PyTorch's name): write {translated[0]}={literal(translated[1])}"
+
+
+def from_torch(cls, name: str, value) -> tuple[str, object] | None:
+    """PyTorch's argument `name=value` in archdsl's words, (keyword, value), by the layer's
+    torch_keywords; None for the one archdsl infers."""
+    target = getattr(cls, "torch_keywords", {}).get(name, name)
+    if target is None:
+        return None
+    return target(value) if callable(target) else (target, value)
 
 
 def _checked_value(title, usage, name, checker, argument):
@@ -101,8 +111,10 @@ def _checked_value(title, usage, name, checker, argument):
         return float(value) if checker.real and isinstance(value, int) else value
     if value is None and checker.accepts("none"):
         return "none"  # the word none, where a choice is named 'none' (scheduler, approximate)
-    raise ArgumentError(f"{title}: {name!r} must be {_describe(checker.annotation)}, "
-                        f"got {literal(value)}", argument.span, usage)
+    message = f"{title}: {name!r} must be {_describe(checker.annotation)}, got {literal(value)}"
+    if isinstance(value, float) and value.is_integer() and checker.accepts(int(value)):
+        message += " ('/' divides into a fraction; '//' keeps whole numbers: c//2)"
+    raise ArgumentError(message, argument.span, usage)
 
 
 class _Checker:

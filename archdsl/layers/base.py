@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 from ..errors import ArgumentError, UnknownLayerError
-from .arguments import KEYWORDS, bind_arguments, keyword_slip, literal, suggest
+from .arguments import (bind_arguments, from_torch, KEYWORDS, keyword_slip, literal,
+                        suggest)
 from .geometry import Shape, count_formula, format_shape
 
 
@@ -24,7 +25,13 @@ class Layer:
     # argument gives where archdsl infers it from the input ("input channels"), and its keyword
     # names for this layer's arguments (None: the inferred one).
     torch_inferred: ClassVar[str | None] = None
-    torch_keywords: ClassVar[dict[str, str | None]] = {}
+    # A value may also be a function of PyTorch's value giving archdsl's (keyword, value):
+    # PReLU's num_parameters=64 is per_channel=true.
+    torch_keywords: ClassVar[dict[str, str | None | Callable]] = {}
+    # PyTorch's positional argument names, where they differ from archdsl's positions in more
+    # than the inferred first one (GroupNorm(num_groups, num_channels, ...)): a call that fails
+    # is read in that order, to say what to write.
+    torch_positional: ClassVar[tuple[str, ...]] = ()
     # Its outputs are probabilities: a loss that applies log-softmax itself wants logits instead.
     probabilities: ClassVar[bool] = False
     frozen: bool = dataclasses.field(default=False, kw_only=True)
@@ -72,10 +79,16 @@ class Layer:
             "buffers": count_formula(buffers) if buffers else None,
         }
 
+    def settings(self, *first: str) -> str:
+        """`first`, then the arguments that differ from their defaults, as written:
+        `96, eps=1e-06`."""
+        return ", ".join([*first, *(f"{f.name}={literal(getattr(self, f.name))}"
+                                    for f in dataclasses.fields(self)
+                                    if f.name != "frozen" and getattr(self, f.name) != f.default)])
+
     def describe(self, *shapes: Shape) -> str:
-        changed = [f"{f.name}={literal(getattr(self, f.name))}" for f in dataclasses.fields(self)
-                   if f.name != "frozen" and getattr(self, f.name) != f.default]
-        return f"{self.dsl_name}({', '.join(changed)})" if changed else self.dsl_name
+        changed = self.settings()
+        return f"{self.dsl_name}({changed})" if changed else self.dsl_name
 
     def build(self, *shapes: Shape):
         """The torch module for inputs of these shapes (batch dimension excluded)."""
@@ -135,9 +148,11 @@ def bind_layer(call) -> Layer:
         return _bound(cls, call.arguments, call.span)
     except ArgumentError as error:
         order = torch_order(call)
-        if order is not None:  # Linear(1568, 128): 128 is no bias
+        # Linear(1568, 128): 128 is no bias; GroupNorm(32, 64): 64 is PyTorch's channels
+        rewritten = order.rewritten if order is not None else _torch_reading(cls, call)
+        if rewritten is not None:
             error.message += (f"; archdsl infers the {cls.torch_inferred}: write "
-                              f"{order.rewritten}, not PyTorch's {_written(call.name, call.arguments)}")
+                              f"{rewritten}, not PyTorch's {_written(call.name, call.arguments)}")
         raise
 
 
@@ -179,7 +194,7 @@ def torch_order(call) -> TorchOrder | None:
     cls = _REGISTRY.get(call.name)
     positional = [a for a in call.arguments if a.keyword is None]
     if cls is None or cls.torch_inferred is None or not call.arguments or \
-            call.arguments[0].keyword is not None:
+            call.arguments[0].keyword is not None or cls.torch_positional:
         return None
     fields = [f for f in dataclasses.fields(cls) if not f.kw_only]
     required = sum(1 for f in fields if f.default is dataclasses.MISSING)
@@ -194,6 +209,33 @@ def torch_order(call) -> TorchOrder | None:
                       fields[len(positional) - 1].name, positional[1].value)
 
 
+def _torch_reading(cls: type[Layer], call) -> str | None:
+    """The call's positional arguments read by PyTorch's names (torch_positional), in archdsl's
+    words, where that binds: GroupNorm(32, 64) -> GroupNorm(32), LayerNorm(64) -> LayerNorm."""
+    given = sum(1 for a in call.arguments if a.keyword is None)
+    if not cls.torch_positional or not given or given > len(cls.torch_positional) or \
+            any(a.keyword is None for a in call.arguments[given:]):
+        return None
+    translated = []
+    for index, argument in enumerate(call.arguments):
+        ours = from_torch(cls, argument.keyword or cls.torch_positional[index], argument.value)
+        if ours is not None:  # None: the one archdsl infers
+            translated.append(dataclasses.replace(argument, keyword=ours[0], value=ours[1]))
+    try:
+        _bound(cls, translated, call.span)
+    except ArgumentError:
+        return None
+    positional = [f.name for f in dataclasses.fields(cls) if not f.kw_only]
+    for index, argument in enumerate(translated):  # archdsl's own order by position, but
+        if index >= len(positional) or argument.keyword != positional[index] or \
+                isinstance(argument.value, bool):  # per_channel=true says more than true
+            break
+        translated[index] = dataclasses.replace(argument, keyword=None)
+    return _written(call.name, translated)
+
+
 def _written(name: str, arguments) -> str:
+    if not arguments:
+        return name
     return f"{name}(" + ", ".join(("" if a.keyword is None else f"{a.keyword}=") + literal(a.value)
                                   for a in arguments) + ")"

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from ..errors import ShapeError
 from .arguments import Min, PositiveInt, Probability
 from .base import Layer, register
-from .geometry import format_shape, Shape
+from .geometry import format_shape, product, Shape
 
 PositiveFloat = Annotated[float, Min(1e-300), "a positive number"]
 
@@ -41,51 +41,65 @@ class Flatten(Layer):
 @register
 @dataclass(frozen=True)
 class Linear(Layer):
-    """Fully connected: every output feature sees every input feature."""
+    """Fully connected: every output feature sees every input feature. With pointwise=true, on
+    the channels of a C×H×W map at each position (ConvNeXt's Permute -> Linear -> Permute)."""
 
     torch_inferred = "input features"
     torch_keywords = {"in_features": None, "out_features": "out"}
 
     out: PositiveInt
     bias: bool = True
+    pointwise: bool = field(default=False, kw_only=True)  # Linear keeps its 2 positions
 
     def _features(self, shape: Shape) -> int:
-        if len(shape) != 1:
+        if len(shape) != 1 and not self.pointwise:
             raise ShapeError(f"Linear needs a flat input, got {format_shape(shape)}",
-                             hint="insert Flatten before Linear")
+                             hint="insert Flatten before Linear, or give pointwise=true to "
+                                  "apply it to the channels at every position")
         return shape[0]
+
+    def _positions(self, shape: Shape) -> int:
+        return math.prod(shape[1:])
 
     def output_shape(self, shape: Shape) -> Shape:
         self._features(shape)
-        return (self.out,)
+        return (self.out, *shape[1:])
 
     def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
         weights = {"weight": (self.out, self._features(shape))}
         return {**weights, "bias": (self.out,)} if self.bias else weights
 
     def macs(self, shape: Shape, out: Shape) -> int:
-        return self._features(shape) * self.out
+        return self._positions(shape) * self._features(shape) * self.out
 
     def receptive_field(self, shape: Shape):
-        return None
+        return super().receptive_field(shape) if len(shape) > 1 else None
 
     def explain(self, shape: Shape) -> dict:
         data = super().explain(shape)
         features = self._features(shape)
         params = sum(math.prod(s) for s in self.parameter_shapes(shape).values())
+        macs = f"{features} × {self.out} = {self.macs(shape, self.output_shape(shape)):,}"
         data["shape"] = [f"{features} features → {self.out}"]
+        if len(shape) > 1:  # the positions' product: 7·7 × 96 × 384
+            data["shape"] = [f"{features} channels → {self.out} at each of the "
+                             f"{format_shape(shape[1:])} positions"]
+            macs = f"{product(shape[1:])} × {macs}"
+        data["macs"] = macs
         data["params"] = (f"{self.out} × {features}" + (f" + {self.out}" if self.bias else "")
                           + f" = {params:,}")
-        data["macs"] = f"{features} × {self.out} = {self.macs(shape, (self.out,)):,}"
         return data
 
     def describe(self, shape: Shape) -> str:
         text = f"Linear({self._features(shape)}→{self.out}"
+        text += ", pointwise" if len(shape) > 1 else ""
         return text + (")" if self.bias else ", bias=false)")
 
     def build(self, shape: Shape):
         from torch import nn
-        return nn.Linear(self._features(shape), self.out, self.bias)
+        from .modules import PointwiseLinear
+        linear = PointwiseLinear if len(shape) > 1 else nn.Linear
+        return linear(self._features(shape), self.out, self.bias)
 
 
 @register

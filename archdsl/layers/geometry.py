@@ -127,3 +127,15 @@ def spatial_input(layer, shape: Shape) -> tuple[int, tuple[int, ...]]:
                               "input is written CxHxW, e.g. 1x28x28" if len(shape) == 1 else
                          "at most 3 spatial axes are supported: C×D×H×W")
     return shape[0], shape[1:]
+
+
+def groups_of(layer, channels: int, groups: int) -> int:
+    """The channels per group, or a ShapeError naming the group counts that divide them."""
+    if channels % groups:
+        fits = [g for g in range(1, channels + 1) if channels % g == 0]
+        below = max(g for g in fits if g < groups)
+        above = [g for g in fits if g > groups]
+        raise ShapeError(f"{layer.dsl_name}: {channels} channels are not divisible by {groups} "
+                         f"groups", hint=f"{channels} channels split evenly into {below}"
+                                         + (f" or {above[0]}" if above else "") + " groups")
+    return channels // groups

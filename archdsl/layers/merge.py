@@ -1,5 +1,5 @@
-"""Layers with several inputs: the branches of `[a] + [b]` and `[a] | [b]`, or the previous
-result and earlier results named with `as` (`Concat(enc4, crop=true)`)."""
+"""Layers with several inputs: the branches of `[a] + [b]`, `[a] | [b]` and `[a] * [b]`, or the
+previous result and earlier results named with `as` (`Concat(enc4, crop=true)`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -119,3 +119,49 @@ class Concat(_Merge):
         return ChannelConcat([None if not any(o) and s[1:] == size else
                               tuple(slice(a, a + n) for a, n in zip(o, size))
                               for o, s in zip(self._crops(shapes), shapes)])
+
+
+@register
+@dataclass(frozen=True)
+class Multiply(_Merge):
+    """Element-wise product of inputs of one rank, broadcasting axes of size 1: the gate of
+    squeeze-and-excitation (C×H×W times C×1×1), or a learnable scale (LayerScale)."""
+
+    skip: Optional[Reference] = None
+    _operator = "*"
+
+    def output_shape(self, *shapes: Shape) -> Shape:
+        first, *others = self._inputs(shapes)
+        out = first
+        for other in others:
+            if len(other) != len(out):
+                flat = min((out, other), key=len)
+                raise ShapeError(f"Multiply: the shapes have different ranks: "
+                                 f"{format_shape(out)} and {format_shape(other)}",
+                                 hint=f"a gate of shape {format_shape(flat)} is flat; "
+                                      f"AdaptiveAvgPool(1) keeps the spatial axes as 1×1, "
+                                      f"which broadcast" if len(flat) == 1 else
+                                 "both inputs need the same axes; sizes of 1 broadcast")
+            if any(a != b and 1 not in (a, b) for a, b in zip(out, other)):
+                raise ShapeError(f"Multiply: the shapes do not broadcast: {format_shape(out)} "
+                                 f"and {format_shape(other)}",
+                                 hint="each axis needs the same size in both, or 1 in one "
+                                      "(a gate of shape C×1×1 scales a C×H×W map)")
+            out = tuple(max(a, b) for a, b in zip(out, other))
+        return out
+
+    def explain(self, *shapes: Shape) -> dict:
+        data = super().explain(*shapes)
+        out = self.output_shape(*shapes)
+        broadcast = [format_shape(s) for s in shapes if s != out]
+        data["shape"] = [f"multiplies {len(shapes)} inputs element by element"
+                         + (f", broadcasting {' and '.join(broadcast)} to {format_shape(out)}"
+                            if broadcast else f" of shape {format_shape(out)}")]
+        return data
+
+    def describe(self, *shapes: Shape) -> str:
+        return f"Multiply({' * '.join(format_shape(s) for s in shapes)})"
+
+    def build(self, *shapes: Shape):
+        from .modules import Product
+        return Product()

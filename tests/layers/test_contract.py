@@ -5,11 +5,13 @@ values come from torch alone: a forward pass for the output shape, named_paramet
 for the parameter and buffer shapes, and forward hooks on the module's own attributes for MACs.
 """
 import math
+import re
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
+from torchvision.ops import StochasticDepth
 
 import archdsl
 from archdsl.layers import layer_names
@@ -122,6 +124,10 @@ CASES = [
     ("Flatten", (12,)),
     ("Linear(10)", (784,)),
     ("Linear(5, bias=false)", (20,)),
+    ("Linear(12, pointwise=true)", (8, 5, 5)),
+    ("Linear(6, bias=false, pointwise=true)", (8, 7)),
+    ("Linear(4, pointwise=true)", (3, 2, 3, 4)),
+    ("Linear(5, pointwise=true)", (20,)),
     ("BatchNorm", (16,)),
     ("BatchNorm", (8, 10)),
     ("BatchNorm", (8, 7, 7)),
@@ -132,6 +138,44 @@ CASES = [
     ("BatchNorm(affine=false, track_running_stats=false)", (4, 3, 4, 4)),
     ("Dropout", (1, 28, 28)),
     ("Dropout(0.2)", (100,)),
+    ("LayerNorm", (16,)),
+    ("LayerNorm(eps=1e-6)", (8, 5, 5)),
+    ("LayerNorm", (8, 10)),
+    ("LayerNorm", (4, 3, 5, 5)),
+    ("LayerNorm(bias=false)", (8, 5, 5)),
+    ("LayerNorm(affine=false)", (8, 5, 5)),
+    ("GroupNorm(4)", (8, 5, 5)),
+    ("GroupNorm(1)", (6, 7)),
+    ("GroupNorm(8, eps=1e-3, affine=false)", (8, 3, 3)),
+    ("GroupNorm(2)", (4, 2, 3, 3)),
+    ("GroupNorm(4)", (12,)),
+    ("InstanceNorm", (8, 5, 5)),
+    ("InstanceNorm", (8, 10)),
+    ("InstanceNorm", (4, 3, 4, 4)),
+    ("InstanceNorm(affine=true)", (8, 1, 2)),
+    ("InstanceNorm(track_running_stats=true)", (8, 5, 5)),
+    ("InstanceNorm(eps=1e-3, momentum=0.01, affine=true, track_running_stats=true)", (6, 9)),
+    ("LayerScale", (8, 5, 5)),
+    ("LayerScale(0.1)", (8, 10)),
+    ("LayerScale(init=1.0)", (4, 3, 4, 4)),
+    ("LayerScale", (16,)),
+    ("StochasticDepth(0.1)", (8, 5, 5)),
+    ("StochasticDepth(0.5, mode='batch')", (16,)),
+    ("StochasticDepth(0)", (4, 3, 4, 4)),
+    ("StochasticDepth(1)", (8, 10)),
+    ("Chunk(0)", (116, 7, 7)),
+    ("Chunk(1)", (116, 7, 7)),
+    ("Chunk(1)", (5, 4, 4)),
+    ("Chunk(2, chunks=4)", (5, 4, 4)),
+    ("Chunk(0, chunks=4)", (5, 4, 4)),
+    ("Chunk(2, chunks=3)", (7, 6)),
+    ("Chunk(2, chunks=5)", (3, 2, 3, 3)),
+    ("Chunk(0, chunks=1)", (9, 3, 3)),
+    ("Chunk(1)", (10,)),
+    ("ChannelShuffle(2)", (116, 7, 7)),
+    ("ChannelShuffle(3)", (6, 5)),
+    ("ChannelShuffle(4)", (8, 2, 3, 3)),
+    ("ChannelShuffle(1)", (5, 4, 4)),
     # Activations.
     ("ReLU", (8, 5, 5)),
     ("ReLU6", (8, 5, 5)),
@@ -141,6 +185,18 @@ CASES = [
     ("Identity", (8, 5, 5)),
     ("LeakyReLU", (8, 5, 5)),
     ("LeakyReLU(slope=0.2)", (16,)),
+    ("Hardswish", (8, 5, 5)),
+    ("Hardsigmoid", (16,)),
+    ("Mish", (4, 10)),
+    ("ELU", (8, 5, 5)),
+    ("ELU(alpha=0.5)", (16,)),
+    ("Hardtanh", (8, 5, 5)),
+    ("Hardtanh(min=0, max=6)", (16,)),
+    ("Hardtanh(-2.5, 0.5)", (4, 10)),
+    ("PReLU", (8, 5, 5)),
+    ("PReLU(per_channel=true)", (8, 5, 5)),
+    ("PReLU(true, init=0.1)", (16,)),
+    ("PReLU(per_channel=true)", (4, 3, 4, 4)),
     ("GELU", (8, 5, 5)),
     ("GELU(approximate='tanh')", (16,)),
     ("Softmax", (10,)),
@@ -199,6 +255,22 @@ BAD_CASES = [
     ("AdaptiveAvgPool((2, 2, 2))", (1, 8, 8), lambda: nn.AdaptiveAvgPool2d((2, 2, 2))),
     ("Softmax(dim=2)", (10,), lambda: nn.Softmax(dim=2)),
     ("BatchNorm", (1, 2, 2, 2, 2), lambda: nn.BatchNorm3d(1)),
+    ("GroupNorm(3)", (8, 5, 5), lambda: nn.GroupNorm(3, 8)),
+    ("GroupNorm(16)", (8, 5, 5), lambda: nn.GroupNorm(16, 8)),
+    ("InstanceNorm(affine=true)", (8,), lambda: nn.InstanceNorm1d(8, affine=True)),
+    ("InstanceNorm", (8, 1, 1), lambda: nn.InstanceNorm2d(8)),
+    ("InstanceNorm", (8, 1), lambda: nn.InstanceNorm1d(8)),
+    ("InstanceNorm", (1, 2, 2, 2, 2), lambda: nn.InstanceNorm3d(1)),
+    ("ChannelShuffle(3)", (8, 5, 5), lambda: nn.ChannelShuffle(3)),
+    ("ChannelShuffle(2)", (8,), lambda: nn.ChannelShuffle(2)),
+    ("Chunk(3, chunks=4)", (5, 4, 4), lambda: lambda x: x.chunk(4, dim=1)[3]),
+    ("Chunk(2, chunks=3)", (2, 4), lambda: lambda x: x.chunk(3, dim=1)[2]),
+    ("Chunk(2)", (8, 4, 4), lambda: lambda x: x.chunk(2, dim=1)[2]),
+    ("Hardtanh(1, 1)", (8,), lambda: nn.Hardtanh(1.0, 1.0)),
+    ("Hardtanh(min=2, max=-2)", (8,), lambda: nn.Hardtanh(2.0, -2.0)),
+    ("StochasticDepth(1.5)", (8,), lambda: StochasticDepth(1.5, "row")),
+    ("StochasticDepth(0.5, mode='col')", (8,), lambda: StochasticDepth(0.5, "col")),
+    ("Linear(10)", (8, 5, 5), lambda: nn.Linear(8 * 5 * 5, 10)),
 ]
 
 
@@ -217,8 +289,8 @@ def run(module, shape):
     """Forward a batch in eval mode: (output, MACs per example, child name -> output shape).
 
     MACs come from the modules' own attributes: conv = output elements × in/groups × kernel
-    volume, transposed conv = input elements × out/groups × kernel volume, linear = in × out,
-    everything else 0.
+    volume, transposed conv = input elements × out/groups × kernel volume,
+    linear = in × out per position (output elements / out), everything else 0.
     """
     macs, shapes = 0, {}
 
@@ -228,8 +300,8 @@ def run(module, shape):
             macs += inputs[0][0].numel() * (m.out_channels // m.groups) * math.prod(m.kernel_size)
         elif isinstance(m, nn.modules.conv._ConvNd):
             macs += out[0].numel() * (m.in_channels // m.groups) * math.prod(m.kernel_size)
-        elif isinstance(m, nn.Linear):
-            macs += m.in_features * m.out_features
+        elif isinstance(m, nn.Linear):  # per position, for a Linear on each position's channels
+            macs += m.in_features * m.out_features * (out[0].numel() // m.out_features)
 
     def record(name):
         return lambda m, inputs, out: shapes.__setitem__(name, tuple(out.shape[1:]))
@@ -262,6 +334,10 @@ MERGE_CASES = [
     ("input 2x12x12\nConv(3, 3) as skip -> Conv(4, 3) -> Concat(skip, crop=true)", _crop_cat),
     ("input 2x13x11\nConv(3, 1) as a -> Conv(2, 3) -> Conv(2, (3, 1)) -> Concat(a, crop=true)",
      _crop_cat),
+    ("input 4x6x6\nIdentity * [AdaptiveAvgPool(1) -> Conv(4, 1) -> Sigmoid]", lambda a, b: a * b),
+    ("input 4x6x5\n[Conv(4, 1)] * [AdaptiveAvgPool((6, 1))] * [AdaptiveAvgPool(1)]",
+     lambda a, b, c: a * b * c),
+    ("input 3x5\nConv(3, 1) as g -> Conv(1, 3, p=1) -> Multiply(g)", lambda a, b: a * b),
 ]
 MERGE_REFUSED = [
     "input 4x8x8\n[Conv(6, 3)] + [Conv(6, 1)]",
@@ -311,7 +387,8 @@ def test_layer_matches_torch(call, shape):
     assert {name: tuple(b.shape) for name, b in buffers.items()} == row.buffer_shapes
     assert row.buffers == sum(b.numel() for b in buffers.values())
     assert row.params == sum(count.values())
-    assert row.weights == sum(n for name, n in count.items() if name.endswith("weight"))
+    # a weight is any parameter but a bias (LayerScale's `scale`, as torchvision's layer_scale)
+    assert row.weights == sum(n for name, n in count.items() if not name.endswith("bias"))
     assert row.biases == sum(n for name, n in count.items() if name.endswith("bias"))
     assert row.macs == macs
 
@@ -343,6 +420,43 @@ def test_no_single_window_no_receptive_field(call, shape):
     assert (row.rf, row.jump) == (None, None)
 
 
+# Layers whose output at a position reads only that position (element-wise, or across the
+# channels at each position), and layers that read every position's statistics (GroupNorm,
+# InstanceNorm) or none (LayerScale, the scale alone).
+PER_POSITION = [c for c in CASES if len(c[1]) > 1 and c[0].startswith((
+    "LayerNorm", "Linear", "Chunk", "ChannelShuffle", "StochasticDepth", "PReLU", "Hardswish",
+    "Hardsigmoid", "Mish", "ELU", "Hardtanh"))]
+WHOLE_INPUT = [c for c in CASES if len(c[1]) > 1 and c[0].startswith(
+    ("GroupNorm", "InstanceNorm", "LayerScale"))]
+
+
+def _positions_reached(module, shape):
+    """The input positions whose change changes the output at the first position, in training
+    (where InstanceNorm reads the input's statistics even with running ones)."""
+    x = torch.randn(BATCH, *shape, requires_grad=True)
+    out = module.train()(x)
+    corner = (slice(None), slice(None), *(0 for _ in shape[1:]))
+    (grad,) = torch.autograd.grad(out[corner].sum(), x, allow_unused=True)
+    return set() if grad is None else {
+        tuple(p) for p in (grad[0].abs().sum(0) != 0).nonzero().tolist()}
+
+
+@pytest.mark.parametrize("call, shape", PER_POSITION, ids=[case_id(*c) for c in PER_POSITION])
+def test_per_position_layers_keep_the_receptive_field(call, shape):
+    layer, row = analyze_call(call, shape)
+    assert layer.receptive_field(shape) == ((1, 1),) * (len(shape) - 1)
+    assert _positions_reached(layer.build(shape), shape) <= {(0,) * (len(shape) - 1)}
+
+
+@pytest.mark.parametrize("call, shape", WHOLE_INPUT, ids=[case_id(*c) for c in WHOLE_INPUT])
+def test_statistics_and_scales_have_no_window(call, shape):
+    layer, row = analyze_call(call, shape)
+    assert layer.receptive_field(shape) is None
+    assert (row.rf, row.jump) == (None, None)
+    reached = _positions_reached(layer.build(shape), shape)
+    assert (reached == set()) if call.startswith("LayerScale") else (len(reached) > 1)
+
+
 @pytest.mark.parametrize("call, shape, text", [
     ("ConvTranspose(512, 2, s=2)", (1024, 4, 4), "ConvTranspose2d(1024→512, k=2, s=2, p=0)"),
     ("ConvTranspose(8, 3, s=2, p=1, output_padding=1, g=2, bias=false)", (4, 5, 5),
@@ -352,6 +466,19 @@ def test_no_single_window_no_receptive_field(call, shape):
     ("Conv(8, 3, p='same', d=2)", (4, 5, 6), "Conv2d(4→8, k=3, s=1, p='same', d=2)"),
     ("Upsample", (3, 8, 8), "Upsample2d(×2, nearest)"),
     ("Upsample((1, 2, 3), mode='trilinear')", (2, 3, 4, 5), "Upsample3d(×(1, 2, 3), trilinear)"),
+    ("Linear(384, pointwise=true)", (96, 7, 7), "Linear(96→384, pointwise)"),
+    ("Linear(10, pointwise=true, bias=false)", (16,), "Linear(16→10, bias=false)"),
+    ("LayerNorm(eps=1e-6)", (96, 7, 7), "LayerNorm2d(96, eps=1e-06)"),
+    ("LayerNorm(affine=false)", (64,), "LayerNorm(64, affine=false)"),
+    ("GroupNorm(8)", (64, 7, 7), "GroupNorm(64, groups=8)"),
+    ("InstanceNorm(affine=true)", (8, 10), "InstanceNorm1d(8, affine=true)"),
+    ("Chunk(1)", (116, 7, 7), "Chunk(116→58, 1 of 2)"),
+    ("Chunk(2, chunks=4)", (5, 4, 4), "Chunk(5→1, 2 of 3)"),
+    ("ChannelShuffle(2)", (116, 7, 7), "ChannelShuffle(116, groups=2)"),
+    ("LayerScale", (96, 7, 7), "LayerScale(96×1×1)"),
+    ("LayerScale(0.1)", (8, 10), "LayerScale(8×1, init=0.1)"),
+    ("StochasticDepth(0.1, mode='batch')", (8, 5, 5), "StochasticDepth(p=0.1, mode='batch')"),
+    ("PReLU(per_channel=true)", (8, 5, 5), "PReLU(per_channel=true)"),
 ])
 def test_describe(call, shape, text):
     assert analyze_call(call, shape)[1].layer == text
@@ -363,10 +490,62 @@ def test_describe(call, shape, text):
     ("ConvTranspose(8, 1, p=3)", (4, 2, 2), "output would be 0×0"),
     ("ConvTranspose(8, 3, g=4)", (6, 5, 5), "input channels 6 are not divisible by groups 4"),
     ("Upsample(2, mode='bilinear')", (3, 5), "mode 'bilinear' needs 2 spatial axes"),
+    ("GroupNorm(3)", (8, 5, 5), "GroupNorm: 8 channels are not divisible by 3 groups"),
+    ("ChannelShuffle(3)", (8, 5, 5), "ChannelShuffle: 8 channels are not divisible by 3 groups"),
+    ("ChannelShuffle(2)", (8,), "ChannelShuffle needs a channels×height×width input, got a flat "
+                                "input 8"),
+    ("InstanceNorm", (8,),
+     "InstanceNorm needs a channels×height×width input, got a flat input 8"),
+    ("InstanceNorm", (8, 1, 1), "the 8×1×1 input has one position per channel, and PyTorch "
+                                "refuses it in training"),
+    ("Chunk(3, chunks=4)", (5, 4, 4), re.escape("Chunk: torch.chunk cuts 5 channels into 3 "
+                                                "chunks of 2 + 2 + 1, not 4: there is no chunk 3")),
+    ("Chunk(2)", (8, 4, 4), re.escape("Chunk: index 2 is beyond 2 chunks (0 to 1)")),
+    ("Hardtanh(1, 1)", (8,), "Hardtanh: max 1.0 must be greater than min 1.0"),
+    ("StochasticDepth(1.5)", (8,), "'p' must be a number between 0 and 1, got 1.5"),
+    ("Linear(10)", (8, 5, 5), "Linear needs a flat input, got 8×5×5"),
+    # PyTorch's habits: the size archdsl infers, given first
+    ("GroupNorm(32, 64)", (64, 8, 8), re.escape(
+        "GroupNorm takes 1 positional argument, got 2; archdsl infers the channels: write "
+        "GroupNorm(32), not PyTorch's GroupNorm(32, 64)")),
+    ("GroupNorm(32, 64, affine=false)", (64, 8, 8),
+     re.escape("write GroupNorm(32, affine=false), not PyTorch's")),
+    ("GroupNorm(num_channels=64, num_groups=32)", (64, 8, 8),
+     "no argument 'num_channels': archdsl infers the channels from the input; leave it out"),
+    ("GroupNorm(num_groups=32)", (64, 8, 8), "'num_groups' .PyTorch's name.: write groups=32"),
+    ("LayerNorm(64)", (64, 8, 8), re.escape(
+        "LayerNorm takes 0 positional arguments, got 1; archdsl infers the normalized shape: "
+        "write LayerNorm, not PyTorch's LayerNorm(64)")),
+    ("LayerNorm(96, eps=1e-6)", (96, 8, 8),
+     re.escape("write LayerNorm(eps=1e-06), not PyTorch's LayerNorm(96, eps=1e-06)")),
+    ("LayerNorm(elementwise_affine=false)", (8,), "write affine=false"),
+    ("InstanceNorm(64, affine=true)", (64, 8, 8),
+     re.escape("write InstanceNorm(affine=true), not PyTorch's InstanceNorm(64, affine=true)")),
+    ("PReLU(num_parameters=64)", (64, 8, 8),
+     "PReLU has no argument 'num_parameters' .PyTorch's name.: write per_channel=true"),
+    ("PReLU(num_parameters=1)", (64, 8, 8), "write per_channel=false"),
+    ("PReLU(64)", (64, 8, 8), re.escape(
+        "'per_channel' must be true or false, got 64; archdsl infers the channels: write "
+        "PReLU(per_channel=true), not PyTorch's PReLU(64)")),
+    ("Hardtanh(min_val=0, max_val=6)", (8,), "'min_val' .PyTorch's name.: write min=0"),
 ])
 def test_refusals_say_why(call, shape, message):
     with pytest.raises(archdsl.ArchDSLError, match=message):
         analyze_call(call, shape)
+
+
+@pytest.mark.parametrize("call, shape, hint", [
+    ("GroupNorm(3)", (8, 5, 5), "8 channels split evenly into 2 or 4 groups"),
+    ("GroupNorm(32)", (24, 5, 5), "24 channels split evenly into 24 groups"),
+    ("ChannelShuffle(5)", (116, 7, 7), "116 channels split evenly into 4 or 29 groups"),
+    ("Chunk(3, chunks=4)", (5, 4, 4), "the chunks are numbered 0 to 2"),
+    ("Linear(10)", (8, 5, 5), "insert Flatten before Linear, or give pointwise=true to apply it "
+                              "to the channels at every position"),
+])
+def test_refusal_hints_say_what_fits(call, shape, hint):
+    with pytest.raises(archdsl.ArchDSLError) as error:
+        analyze_call(call, shape)
+    assert error.value.hint == hint
 
 
 @pytest.mark.parametrize("call, shape, torch_module", BAD_CASES,

@@ -1,0 +1,155 @@
+"""Normalization over channels, groups of channels or each channel's positions (BatchNorm, over
+the batch, is with the flat layers). Their settings are keywords: a number by position reads as
+PyTorch's size (LayerNorm(64), GroupNorm(32, 64)), which archdsl infers, and is refused with the
+call to write instead."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..errors import ShapeError
+from .arguments import PositiveInt, Probability
+from .base import Layer, register
+from .dense import PositiveFloat
+from .geometry import format_shape, groups_of, product, Shape, spatial_input
+
+
+def _affine(layer: Layer, channels: int, bias: bool = True) -> dict[str, Shape]:
+    """A learnable scale (weight) and shift (bias) per channel, where the layer has them."""
+    if not layer.affine:
+        return {}
+    weights = {"weight": (channels,)}
+    return {**weights, "bias": (channels,)} if bias else weights
+
+
+@register
+@dataclass(frozen=True)
+class LayerNorm(Layer):
+    """Normalization over the channel axis at each position: nn.LayerNorm(F) on F flat features;
+    on a C×H×W map (C×L, C×D×H×W) over the C channels at every position, as torchvision's
+    LayerNorm2d does."""
+
+    torch_inferred = "normalized shape"
+    torch_keywords = {"normalized_shape": None, "elementwise_affine": "affine"}
+    torch_positional = ("normalized_shape", "eps", "elementwise_affine", "bias")
+
+    eps: PositiveFloat = field(default=1e-5, kw_only=True)
+    affine: bool = field(default=True, kw_only=True)
+    bias: bool = field(default=True, kw_only=True)
+
+    def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
+        return _affine(self, shape[0], self.bias)
+
+    def explain(self, shape: Shape) -> dict:
+        data = super().explain(shape)
+        if len(shape) > 1:
+            data["shape"] = [f"normalizes the {shape[0]} channels at each of the "
+                             f"{format_shape(shape[1:])} positions: shape unchanged"]
+        return data
+
+    def describe(self, shape: Shape) -> str:
+        form = f"{len(shape) - 1}d" if len(shape) > 1 else ""
+        return f"LayerNorm{form}({self.settings(str(shape[0]))})"
+
+    def build(self, shape: Shape):
+        from torch import nn
+        from .modules import ChannelLayerNorm
+        norm = nn.LayerNorm if len(shape) == 1 else ChannelLayerNorm
+        return norm(shape[0], self.eps, self.affine, self.bias)
+
+
+@register
+@dataclass(frozen=True)
+class GroupNorm(Layer):
+    """Normalization over groups of channels, each group over all its positions."""
+
+    torch_inferred = "channels"
+    torch_keywords = {"num_groups": "groups", "num_channels": None}
+    torch_positional = ("num_groups", "num_channels", "eps", "affine")
+
+    groups: PositiveInt
+    eps: PositiveFloat = field(default=1e-5, kw_only=True)
+    affine: bool = field(default=True, kw_only=True)
+
+    def _channels(self, shape: Shape) -> int:
+        groups_of(self, shape[0], self.groups)
+        return shape[0]
+
+    def output_shape(self, shape: Shape) -> Shape:
+        self._channels(shape)
+        return shape
+
+    def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
+        return _affine(self, self._channels(shape))
+
+    def receptive_field(self, shape: Shape):
+        return None  # each output reads its group's statistics over every position
+
+    def explain(self, shape: Shape) -> dict:
+        data = super().explain(shape)
+        data["shape"] = [f"normalizes {self.groups} groups of {shape[0] // self.groups} "
+                         f"channels, each over its {product((shape[0] // self.groups, *shape[1:]))}"
+                         f" values: shape unchanged"]
+        return data
+
+    def describe(self, shape: Shape) -> str:
+        return f"GroupNorm({self.settings(str(self._channels(shape)))})"
+
+    def build(self, shape: Shape):
+        from torch import nn
+        return nn.GroupNorm(self.groups, self._channels(shape), self.eps, self.affine)
+
+
+@register
+@dataclass(frozen=True)
+class InstanceNorm(Layer):
+    """Normalization of each channel over its positions, per example; 1d, 2d or 3d by the
+    input's rank, with PyTorch's defaults (no affine, no running statistics)."""
+
+    torch_inferred = "channels"
+    torch_keywords = {"num_features": None}
+    torch_positional = ("num_features", "eps", "momentum", "affine", "track_running_stats")
+
+    eps: PositiveFloat = field(default=1e-5, kw_only=True)
+    momentum: Probability = field(default=0.1, kw_only=True)
+    affine: bool = field(default=False, kw_only=True)
+    track_running_stats: bool = field(default=False, kw_only=True)
+
+    def _torch_name(self, shape: Shape) -> str:
+        channels, spatial = spatial_input(self, shape)
+        if math.prod(spatial) == 1:
+            raise ShapeError(f"InstanceNorm: the {format_shape(shape)} input has one position "
+                             f"per channel, and PyTorch refuses it in training (the statistics "
+                             f"are over the positions)",
+                             hint="LayerNorm or BatchNorm normalize a single position")
+        return f"InstanceNorm{len(spatial)}d"
+
+    def output_shape(self, shape: Shape) -> Shape:
+        self._torch_name(shape)
+        return shape
+
+    def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
+        return _affine(self, shape[0])
+
+    def receptive_field(self, shape: Shape):
+        return None  # each output reads its channel's statistics over every position (training)
+
+    def buffer_shapes(self, shape: Shape) -> dict[str, Shape]:
+        if not self.track_running_stats:
+            return {}
+        return {"running_mean": (shape[0],), "running_var": (shape[0],),
+                "num_batches_tracked": ()}
+
+    def explain(self, shape: Shape) -> dict:
+        data = super().explain(shape)
+        data["shape"] = [f"normalizes each of the {shape[0]} channels over its "
+                         f"{format_shape(shape[1:])} positions: shape unchanged"]
+        return data
+
+    def describe(self, shape: Shape) -> str:
+        return f"{self._torch_name(shape)}({self.settings(str(shape[0]))})"
+
+    def build(self, shape: Shape):
+        from torch import nn
+        norm = getattr(nn, self._torch_name(shape))
+        return norm(shape[0], self.eps, self.momentum, self.affine, self.track_running_stats)
