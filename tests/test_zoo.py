@@ -30,6 +30,10 @@ TABLE = {
     "shufflenet_v2_x1_0": (2_278_604, 144_907_992),
     "convnext_tiny": (28_589_128, 4_455_531_264),
     "unet": (31_030_658, None),
+    "efficientnet_b0": (5_288_548, 385_814_752),
+    "efficientnet_v2_s": (21_458_488, 2_849_895_872),
+    "mobilenet_v3_large": (5_483_032, 216_589_760),
+    "mobilenet_v3_small": (2_542_856, 56_510_400),
 }
 
 # U-Net at its 572×572 input costs 150 GMACs a forward pass (1.5 s on this project's 2-core
