@@ -6,6 +6,7 @@ import pytest
 import torch
 import torchvision
 from torch import nn
+from torchvision.ops import StochasticDepth
 
 from archdsl import analyze, parse
 from archdsl.compiler import build, load_state_dict_by_order
@@ -25,7 +26,14 @@ TABLE = {
     "resnet18": (11_689_512, 1_814_073_344),
     "resnet34": (21_797_672, 3_663_761_408),
     "resnet50": (25_557_032, 4_089_184_256),
+    "regnet_y_400mf": (4_344_144, 401_842_848),
+    "shufflenet_v2_x1_0": (2_278_604, 144_907_992),
+    "convnext_tiny": (28_589_128, 4_455_531_264),
     "unet": (31_030_658, None),
+    "efficientnet_b0": (5_288_548, 385_814_752),
+    "efficientnet_v2_s": (21_458_488, 2_849_895_872),
+    "mobilenet_v3_large": (5_483_032, 216_589_760),
+    "mobilenet_v3_small": (2_542_856, 56_510_400),
 }
 
 # U-Net at its 572×572 input costs 150 GMACs a forward pass (1.5 s on this project's 2-core
@@ -33,6 +41,10 @@ TABLE = {
 # weights are compared at 188×188 instead, the smallest valid input: every map is even before
 # each pooling (184, 88, 40, 16) and the output is 2×4×4. The parameters do not depend on it.
 FORWARD_INPUT = {"unet": "1x188x188"}
+
+# RegNet computes its stage widths with tensors and reads them back (.tolist()), which the meta
+# device cannot do; it is built on the CPU and moved there.
+BUILT_ON_CPU = {"regnet_y_400mf"}
 
 
 def lenet5() -> nn.Module:
@@ -84,6 +96,13 @@ def reference(name: str) -> nn.Module:
     return getattr(torchvision.models, name)(weights=None)
 
 
+def meta_reference(name: str) -> nn.Module:
+    if name in BUILT_ON_CPU:
+        return reference(name).to("meta")
+    with torch.device("meta"):
+        return reference(name)
+
+
 def spec_analysis(name: str, input=None):
     return analyze(parse((ZOO / f"{name}.spec").read_text(), f"{name}.spec"), input=input)
 
@@ -91,12 +110,13 @@ def spec_analysis(name: str, input=None):
 def hooked_macs(model: nn.Module, x: torch.Tensor) -> tuple[int, tuple[int, ...]]:
     """(MACs of conv and linear layers, output shape) for a batch of one, from the modules'
     attributes and their outputs' shapes; ConvTranspose counts input elements × out/groups ×
-    kernel, as archdsl and fvcore do."""
+    kernel, as archdsl and fvcore do. A Linear counts in × out at every position it is applied
+    to (ConvNeXt's run on channels-last maps), which is in × output elements."""
     counts = []
 
     def hook(module, args, out):
         if isinstance(module, nn.Linear):
-            counts.append(module.in_features * module.out_features)
+            counts.append(module.in_features * out[0].numel())
         elif isinstance(module, nn.ConvTranspose2d):
             kh, kw = module.kernel_size
             counts.append(args[0][0].numel() * module.out_channels // module.groups * kh * kw)
@@ -122,8 +142,8 @@ def test_spec_matches_the_reference(name):
     assert analysis.totals.params == params
     if macs is not None:
         assert analysis.totals.macs == macs
+    theirs = meta_reference(name).eval()
     with torch.device("meta"):
-        theirs = reference(name).eval()
         ours = build(analysis).eval()
         x = torch.empty(1, *analysis.input)
     assert sum(p.numel() for p in theirs.parameters()) == analysis.totals.params
@@ -151,6 +171,20 @@ def test_reference_weights_load_and_give_the_same_outputs(name):
         expected, actual = theirs(x), ours(x)
     assert tuple(actual.shape[1:]) == analysis.output
     torch.testing.assert_close(actual, expected)
+
+
+def stochastic_depths(model: nn.Module) -> list[tuple[float, str]]:
+    return [(m.p, m.mode) for m in model.modules() if isinstance(m, StochasticDepth)]
+
+
+@pytest.mark.parametrize("name", TABLE)
+def test_stochastic_depth_rates_are_the_references(name):
+    """Identity at eval, so the outputs cannot tell: each block's drop rate and mode, in module
+    order, must be torchvision's to the last bit (they grow with the block's index)."""
+    theirs = meta_reference(name)
+    with torch.device("meta"):
+        ours = build(spec_analysis(name))
+    assert stochastic_depths(ours) == stochastic_depths(theirs)
 
 
 def test_load_by_order_names_the_first_mismatch():
