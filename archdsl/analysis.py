@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from .errors import ArchDSLError, ArchDSLWarning, InputShapeError, ShapeError, START, call_site
 from .ir import INPUT, MAX_ELEMENTS, Node, Spec, parse_shape
 from .lowering import lower
-from .layers import Facts, Shape
+from .layers import Facts, format_shape, Shape
 
 SCHEMA = "archdsl.analysis/1"
 FLOAT_BYTES = 4  # float32 parameters and activations
@@ -116,8 +116,25 @@ def analyze(spec: Spec | str, input: Shape | str | None = None, batch: int = 1) 
         shapes[node.name] = row.output
         fields[node.name] = (row.rf, row.jump)
         rows.append(row)
+    warnings += _unmultiplied_factors(nodes, rows, spec.text, warnings)
     return Analysis(spec.filename, shape, rows[-1].output, tuple(rows), _totals(rows, batch),
                     nodes, spec, tuple(warnings))
+
+
+def _unmultiplied_factors(nodes, rows, text: str, earlier) -> list[ArchDSLWarning]:
+    """A factor (LayerScale: the scale alone, C×1×1) that no product multiplies by: it was
+    meant to scale its input, which is `LayerScale * [block]`."""
+    multiplied = {source for node in nodes if node.layer.multiplies for source in node.inputs}
+    found = []
+    for node, row in zip(nodes, rows):
+        if not node.layer.factor or node.name in multiplied or                 any(w.span == node.span for w in [*earlier, *found]):
+            continue
+        found.append(_placed(ArchDSLWarning(
+            f"{row.type}'s output is the factor alone ({format_shape(row.output)}), not its "
+            f"input scaled: multiply a branch by it",
+            hint=f"{row.type}(…) * [block] multiplies the block's output by it"),
+            node, nodes, text))
+    return found
 
 
 def input_warnings(shape: Shape, span) -> list[ArchDSLWarning]:

@@ -134,3 +134,21 @@ def test_each_row_is_resolved_once(monkeypatch):
     diagram(analysis)
     build(analysis)
     assert calls == [row.type for row in analysis.rows]
+
+
+def test_a_layer_scale_no_product_multiplies_by_is_warned():
+    alone = analyze("input 8x8x8\nConv(8, 3, p=1) -> LayerScale -> ReLU")
+    (warning,) = alone.warnings
+    assert "LayerScale's output is the factor alone (8×1×1)" in warning.message
+    assert "LayerScale(…) * [block]" in warning.hint
+    assert (warning.span.line, warning.span.column) == (2, 20)
+    assert analyze("input 8x8x8\nLayerScale(1e-6) * [Conv(8, 3, p=1)]").warnings == ()
+
+
+def test_batchnorm_in_pytorchs_order_says_what_to_write():
+    from archdsl.errors import ArgumentError
+    with pytest.raises(ArgumentError, match="archdsl infers the channels: write BatchNorm, not "
+                                            r"PyTorch's BatchNorm\(64\)"):
+        analyze("input 64x8x8\nBatchNorm(64)")
+    with pytest.raises(ArgumentError, match=r"write BatchNorm\(eps=0.001\), not PyTorch's"):
+        analyze("input 64x8x8\nBatchNorm(64, 0.001)")

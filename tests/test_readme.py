@@ -119,7 +119,7 @@ not marked
 """)
     assert len(failures) == 3, failures
     assert "exited 2, the README says 1" in failures[0]
-    assert "hint: layers:" in failures[0]  # the lines the README left out show in the diff
+    assert "+  Conv2(8, 3)" in failures[0]  # the lines the README left out show in the diff
     assert "`archdsl fmt wrong.spec` printed otherwise" in failures[1]
     assert "\n+Conv2(8, 3)" in failures[1]
     assert "neither run nor checked" in failures[2]

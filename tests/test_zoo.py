@@ -199,16 +199,3 @@ def test_load_by_order_names_the_first_mismatch():
     with pytest.raises(ValueError, match=r"linear2\.bias of shape \(10,\), the state_dict "
                                          r"nothing \(10 parameters and buffers against 9\)"):
         load_state_dict_by_order(ours, state)
-
-
-def test_readme_table_is_what_archdsl_prints(monkeypatch):
-    from typer.testing import CliRunner
-
-    from archdsl.cli import app
-    monkeypatch.chdir(ROOT)
-    paths = sorted(str(p.relative_to(ROOT)) for p in ZOO.glob("*.spec"))  # as the shell globs
-    result = CliRunner().invoke(app, ["compare", *paths])
-    assert result.exit_code == 0
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Model zoo"):]
-    assert "```\n" + result.stdout.rstrip("\n") + "\n```" in section

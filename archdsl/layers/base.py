@@ -88,6 +88,10 @@ class Layer:
     # An output reads many input positions through no single window (Flatten, adaptive pooling):
     # no receptive field. Otherwise each output reads its own position only.
     mixes_positions: ClassVar[bool] = False
+    # Its output is a factor to multiply by (LayerScale), which analysis expects a product to
+    # read; `multiplies`: the product that does (Multiply).
+    factor: ClassVar[bool] = False
+    multiplies: ClassVar[bool] = False
     frozen: bool = dataclasses.field(default=False, kw_only=True)
 
     def check(self) -> None:
@@ -210,8 +214,11 @@ def bind_layer(call) -> Layer:
                                 f"{keyword!r}?", call.name_span,
                                 hint=f"declarations come before the network: {KEYWORDS[keyword]}")
     if cls is None:
-        raise UnknownLayerError(f"unknown layer {call.name!r}{suggest(call.name, _REGISTRY)}",
-                                call.name_span, hint="layers: " + ", ".join(layer_names()))
+        # The whole list only where no name is close: with three dozen layers it is noise
+        # beside "did you mean 'Conv'?".
+        suggestion = suggest(call.name, _REGISTRY)
+        raise UnknownLayerError(f"unknown layer {call.name!r}{suggestion}", call.name_span,
+                                hint=None if suggestion else "layers: " + ", ".join(layer_names()))
     try:
         return _bound(cls, call.arguments, call.span)
     except ArgumentError as error:

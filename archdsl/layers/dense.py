@@ -101,11 +101,15 @@ class BatchNorm(Layer):
     """Batch normalization over the channel axis; 1d, 2d or 3d by the input's rank."""
 
     kind = "norm"
+    # Settings by keyword only: BatchNorm(64) is PyTorch's 64 channels, which archdsl infers.
+    torch_inferred = "channels"
+    torch_keywords = {"num_features": None}
+    torch_positional = ("num_features", "eps", "momentum", "affine", "track_running_stats")
 
-    eps: PositiveFloat = 1e-5
-    momentum: Probability = 0.1
-    affine: bool = True
-    track_running_stats: bool = True
+    eps: PositiveFloat = field(default=1e-5, kw_only=True)
+    momentum: Probability = field(default=0.1, kw_only=True)
+    affine: bool = field(default=True, kw_only=True)
+    track_running_stats: bool = field(default=True, kw_only=True)
 
     def output_shape(self, shape: Shape) -> Shape:
         if len(shape) > 4:

@@ -128,6 +128,8 @@ class Multiply(_Merge):
     """Element-wise product of inputs of one rank, broadcasting axes of size 1: the gate of
     squeeze-and-excitation (C×H×W times C×1×1), or a learnable scale (LayerScale)."""
 
+    multiplies = True
+
     skip: Optional[Reference] = None
     _operator = "*"
 

@@ -17,8 +17,8 @@ class LayerScale(Layer):
     (C×1 for a C×L input), read from the input's channel count alone, so it is used as a factor:
     `LayerScale(1e-6) * [block]` is torchvision ConvNeXt's `layer_scale * block(x)`."""
 
-    kind = "scale"
-    mixes_positions = True  # the output sees no position of the input
+    kind = "scale"  # its window is the identity: in a product, the other factor sets the field
+    factor = True
 
     init: float = 1e-6
 

@@ -428,14 +428,15 @@ def test_no_single_window_no_receptive_field(call, shape):
     assert (row.rf, row.jump) == (None, None)
 
 
-# Layers whose output at a position reads only that position (element-wise, or across the
-# channels at each position), and layers that read every position's statistics (GroupNorm,
-# InstanceNorm) or none (LayerScale, the scale alone).
+# Layers whose output at a position reads at most that position (element-wise, across the
+# channels at each position, or none: LayerScale, the scale alone, whose window is the identity
+# so that a product's other factor sets the receptive field), and layers that read every
+# position's statistics (GroupNorm, InstanceNorm).
 PER_POSITION = [c for c in CASES if len(c[1]) > 1 and c[0].startswith((
     "LayerNorm", "Linear", "Chunk", "ChannelShuffle", "StochasticDepth", "PReLU", "Hardswish",
-    "Hardsigmoid", "Mish", "ELU", "Hardtanh"))]
+    "Hardsigmoid", "Mish", "ELU", "Hardtanh", "LayerScale"))]
 WHOLE_INPUT = [c for c in CASES if len(c[1]) > 1 and c[0].startswith(
-    ("GroupNorm", "InstanceNorm", "LayerScale"))]
+    ("GroupNorm", "InstanceNorm"))]
 
 
 def _positions_reached(module, shape):
@@ -457,12 +458,16 @@ def test_per_position_layers_keep_the_receptive_field(call, shape):
 
 
 @pytest.mark.parametrize("call, shape", WHOLE_INPUT, ids=[case_id(*c) for c in WHOLE_INPUT])
-def test_statistics_and_scales_have_no_window(call, shape):
+def test_statistics_over_positions_have_no_window(call, shape):
     layer, row = analyze_call(call, shape)
     assert row.facts.window is None
     assert (row.rf, row.jump) == (None, None)
-    reached = _positions_reached(layer.build(row.facts), shape)
-    assert (reached == set()) if call.startswith("LayerScale") else (len(reached) > 1)
+    assert len(_positions_reached(layer.build(row.facts), shape)) > 1
+
+
+def test_a_layer_scale_factor_leaves_the_receptive_field_to_its_block():
+    analysis = archdsl.analyze("input 4x9x9\nLayerScale * [Conv(4, 3, p=1) -> Conv(4, 3, p=1)]")
+    assert (analysis.rows[-1].rf, analysis.rows[-1].jump) == ((5, 5), (1, 1))
 
 
 @pytest.mark.parametrize("call, shape, text", [
