@@ -37,6 +37,7 @@ class Min:
 
 
 PositiveInt = Annotated[int, Min(1), "a positive integer"]
+PositiveFloat = Annotated[float, Min(1e-300), "a positive number"]
 NonNegativeInt = Annotated[int, Min(0), "a non-negative integer"]
 Size = Annotated[Union[int, tuple[int, ...]], Min(1), "a positive integer or a tuple such as (1, 7)"]
 Padding = Annotated[Union[int, tuple[int, ...], Literal["same", "valid"]], Min(0),

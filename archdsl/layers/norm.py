@@ -1,16 +1,15 @@
-"""Normalization over channels, groups of channels or each channel's positions (BatchNorm, over
-the batch, is with the flat layers). Their settings are keywords: a number by position reads as
-PyTorch's size (LayerNorm(64), GroupNorm(32, 64)), which archdsl infers, and is refused with the
-call to write instead."""
+"""Normalization over the batch, the channels, groups of channels or each channel's positions.
+Their settings are keywords: a number by position reads as PyTorch's size (BatchNorm(64),
+LayerNorm(64), GroupNorm(32, 64)), which archdsl infers, and is refused with the call to write
+instead."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
 from ..errors import ShapeError
-from .arguments import PositiveInt, Probability
+from .arguments import PositiveFloat, PositiveInt, Probability
 from .base import Facts, Layer, register
-from .dense import PositiveFloat
 from .geometry import format_shape, groups_of, product, Shape, spatial_input
 
 
@@ -20,6 +19,50 @@ def _affine(layer: Layer, channels: int, bias: bool = True) -> dict[str, Shape]:
         return {}
     weights = {"weight": (channels,)}
     return {**weights, "bias": (channels,)} if bias else weights
+
+
+@register
+@dataclass(frozen=True)
+class BatchNorm(Layer):
+    """Batch normalization over the channel axis; 1d, 2d or 3d by the input's rank."""
+
+    kind = "norm"
+    # Settings by keyword only: BatchNorm(64) is PyTorch's 64 channels, which archdsl infers.
+    torch_inferred = "channels"
+    torch_keywords = {"num_features": None}
+    torch_positional = ("num_features", "eps", "momentum", "affine", "track_running_stats")
+
+    eps: PositiveFloat = field(default=1e-5, kw_only=True)
+    momentum: Probability = field(default=0.1, kw_only=True)
+    affine: bool = field(default=True, kw_only=True)
+    track_running_stats: bool = field(default=True, kw_only=True)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if len(shape) > 4:
+            raise ShapeError(f"BatchNorm takes inputs of at most 3 spatial axes, got "
+                             f"{format_shape(shape)}")
+        return shape
+
+    def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
+        return {"weight": (shape[0],), "bias": (shape[0],)} if self.affine else {}
+
+    def buffer_shapes(self, shape: Shape) -> dict[str, Shape]:
+        if not self.track_running_stats:
+            return {}
+        return {"running_mean": (shape[0],), "running_var": (shape[0],),
+                "num_batches_tracked": ()}
+
+    def _torch_name(self, facts: Facts) -> str:
+        return f"BatchNorm{max(1, len(facts.inputs[0]) - 1)}d"
+
+    def describe(self, facts: Facts) -> str:
+        return f"{self._torch_name(facts)}({facts.inputs[0][0]})"
+
+    def build(self, facts: Facts):
+        from torch import nn
+        norm = getattr(nn, self._torch_name(facts))
+        return norm(facts.inputs[0][0], self.eps, self.momentum, self.affine,
+                    self.track_running_stats)
 
 
 @register

@@ -9,12 +9,11 @@ from typing import Annotated, Literal, Optional
 
 from ..binding import resolve_arguments
 from ..errors import ArgumentError, RunError
-from ..layers.arguments import (bind_arguments, checked_field, Min, PositiveInt, Probability,
-                                suggest)
+from ..layers.arguments import (bind_arguments, checked_field, Min, PositiveFloat, PositiveInt,
+                                Probability, suggest)
 
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "synthetic")  # besides image folders
 
-PositiveFloat = Annotated[float, Min(1e-300), "a positive number"]
 NonNegativeFloat = Annotated[float, Min(0.0), "a non-negative number"]
 NonNegativeInt = Annotated[int, Min(0), "a non-negative integer"]
 MAX_SEED = 2 ** 32 - 1  # torch takes 64 bits; each epoch's seed is derived from it by arithmetic
