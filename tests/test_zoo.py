@@ -173,18 +173,30 @@ def test_reference_weights_load_and_give_the_same_outputs(name):
     torch.testing.assert_close(actual, expected)
 
 
-def stochastic_depths(model: nn.Module) -> list[tuple[float, str]]:
-    return [(m.p, m.mode) for m in model.modules() if isinstance(m, StochasticDepth)]
+def stochastic_depths(model: nn.Module, x: torch.Tensor) -> list[tuple[float, str]]:
+    """(p, mode) of each StochasticDepth a forward pass calls, in call order: torchvision's
+    EfficientNet gives every block one but calls it only where the block adds its input."""
+    called = []
+    handles = [m.register_forward_hook(lambda m, args, out: called.append((m.p, m.mode)))
+               for m in model.modules() if isinstance(m, StochasticDepth)]
+    try:
+        model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return called
 
 
 @pytest.mark.parametrize("name", TABLE)
 def test_stochastic_depth_rates_are_the_references(name):
-    """Identity at eval, so the outputs cannot tell: each block's drop rate and mode, in module
-    order, must be torchvision's to the last bit (they grow with the block's index)."""
-    theirs = meta_reference(name)
+    """Identity at eval, so the outputs cannot tell: each block's drop rate and mode, in order,
+    must be torchvision's to the last bit (they grow with the block's index)."""
+    analysis = spec_analysis(name)
+    theirs = meta_reference(name).eval()
     with torch.device("meta"):
-        ours = build(spec_analysis(name))
-    assert stochastic_depths(ours) == stochastic_depths(theirs)
+        ours = build(analysis).eval()
+        x = torch.empty(1, *analysis.input)
+    assert stochastic_depths(ours, x) == stochastic_depths(theirs, x)
 
 
 def test_load_by_order_names_the_first_mismatch():
