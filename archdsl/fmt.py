@@ -5,7 +5,8 @@ kind in the order written), then the network, its first step on one line and eve
 step on its own line after `  -> `. Inside a step, canonical spacing: `Conv(16, 3, p=1)`,
 `[a] + [b]`, `[a] * [b]`, `c*4 + 1`, `Block*3 for k`, a call or definition without arguments
 bare (`ReLU`, `def Head = [...]`). A definition stays on one line
-when it fits in WIDTH columns; otherwise its steps go one per line, aligned after its `[`.
+when it fits in WIDTH columns; otherwise its steps go one per line, aligned after its `[`, and
+so on inside the groups of a step still too long (see _layout).
 
 What is written is kept: numbers, words, strings and keyword aliases (`k=3`, `3e-3`, `'same'`)
 appear as in the source; parentheses only where the arithmetic needs them. Comments are kept
@@ -59,8 +60,9 @@ def format_spec(text: str, filename: str = "<spec>") -> str:
     for index, item in enumerate(i for i in items if i.step):
         indent = "" if index == 0 else "  "
         lines += [indent + comment for comment in item.before]
-        lines += _with_trailing([("" if index == 0 else CONTINUATION) + _step(item.tree)],
-                                item.trailing)
+        lead = "" if index == 0 else CONTINUATION
+        layout = _layout(item.tree, len(lead))
+        lines += _with_trailing([lead + layout[0], *layout[1:]], item.trailing)
     lines += trailing_end
     return "\n".join(lines) + "\n"
 
@@ -142,13 +144,44 @@ def _declaration(tree: Tree) -> list[str]:
         return [f"assert {metric} {comparator} {bound}"]
     name, *parameters, group = tree.children
     signature = f"({', '.join(_parameter(p) for p in parameters)})" if parameters else ""
-    head = f"def {name}{signature} = ["
-    steps = [_step(s) for s in group.children[0].children]
-    one_line = head + " -> ".join(steps) + "]"
-    if len(one_line) <= WIDTH or len(steps) == 1:
-        return [one_line]
-    pad = " " * len(head)
-    return [head + steps[0], *(pad + "-> " + s for s in steps[1:-1]), pad + "-> " + steps[-1] + "]"]
+    head = f"def {name}{signature} = "
+    layout = _layout(group, len(head))
+    return [head + layout[0], *layout[1:]]
+
+
+def _layout(tree: Tree, column: int, reserve: int = 0) -> list[str]:
+    """A step starting at `column`, as lines, leaving `reserve` columns after it (the brackets
+    that close around it): on one line where it fits in WIDTH, else a group's steps one per
+    line, aligned after its '[', and the same inside each operand of a branch step or the body
+    of a repeat, so that no line that can be broken grows past WIDTH. Later lines carry their
+    own indentation."""
+    flat = _step(tree)
+    if column + len(flat) + reserve <= WIDTH or tree.data == "call":
+        return [flat]
+    if tree.data == "group":
+        inner, lines, steps = column + 1, [], tree.children[0].children
+        for index, step in enumerate(steps):
+            lead = "[" if index == 0 else " " * inner + "-> "
+            last = index == len(steps) - 1
+            layout = _layout(step, inner + (3 if index else 0), reserve + 1 if last else 0)
+            lines += [lead + layout[0], *layout[1:]]
+        lines[-1] += "]"
+        return lines
+    if tree.data in ("repeat", "named"):
+        suffix = flat[len(_step(tree.children[0])):]  # `*3 for k`, ` as name`
+        lines = _layout(tree.children[0], column, reserve + len(suffix))
+        lines[-1] += suffix
+        return lines
+    operator = {"sum": " + ", "concat": " | ", "product": " * "}[tree.data]
+    lines, operands = [""], tree.children
+    for index, operand in enumerate(operands):
+        lines[-1] += operator if index else ""
+        at = column + len(lines[0]) if len(lines) == 1 else len(lines[-1])
+        last = index == len(operands) - 1
+        layout = _layout(operand, at, reserve if last else len(operator) + 1)
+        lines[-1] += layout[0]
+        lines += layout[1:]
+    return lines
 
 
 def _parameter(tree: Tree) -> str:

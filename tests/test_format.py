@@ -347,3 +347,22 @@ def test_fmt_write_never_writes_through_a_link_planted_beside_the_spec(tmp_path)
 def test_cr_only_line_endings_are_formatted_as_lines():
     assert format_spec("input 1x8x8\r# c\rFlatten -> Linear(10)\r") == \
         "input 1x8x8\n# c\nFlatten\n  -> Linear(10)\n"
+
+
+def test_a_long_branch_step_breaks_inside_its_groups():
+    """A definition whose one step is a product too long for a line: the gate's chain goes one
+    step per line, aligned after its '[', and no line passes WIDTH."""
+    text = ("input 8x8x8\ndef SE(c, squeeze) = [Identity * [AdaptiveAvgPool(1) -> Conv(squeeze, 1) "
+            "-> ReLU -> Conv(c, 1) -> Sigmoid]]\nSE(8, 2)")
+    formatted = assert_formats_well(text)
+    assert ("def SE(c, squeeze) = [Identity * [AdaptiveAvgPool(1)\n"
+            "                                  -> Conv(squeeze, 1)\n") in formatted
+    assert all(len(line) <= 100 for line in formatted.splitlines())
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_no_formatted_line_passes_the_width(path):
+    """Except a comment's, or a call's: fmt never breaks an argument list (a long train(...))."""
+    formatted = format_spec(path.read_text(encoding="utf-8"))
+    assert [line for line in formatted.splitlines() if len(line) > 100 and "#" not in line
+            and not line.startswith("train(")] == []
