@@ -82,8 +82,9 @@ class _Lowering:
         if repeat.index is None:
             return [env] * count
         if repeat.index in env:
-            raise ArchDSLError(f"the repeat index {repeat.index!r} hides the parameter of that "
-                               f"name", repeat.index_span, hint="give the index another name")
+            raise ArchDSLError(f"the repeat index {repeat.index!r} hides the parameter or outer "
+                               f"index of that name", repeat.index_span,
+                               hint="give the index another name")
         return [{**env, repeat.index: k} for k in range(count)]
 
     def step(self, step: Step, name: str, source: str, env: dict) -> str:

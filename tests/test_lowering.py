@@ -195,6 +195,10 @@ def test_the_repeat_index_counts_copies_from_zero_in_arithmetic():
 def test_the_repeat_index_may_not_hide_a_parameter():
     with pytest.raises(ArchDSLError, match="the repeat index 'c' hides the parameter"):
         analyze("def B(c) = [Conv(c, 1)*2 for c]\ninput 4x8x8\nB(4)")
+    with pytest.raises(ArchDSLError, match="the repeat index 'k' hides the parameter or outer"):
+        analyze("input 4x8x8\n[Conv(4, 1, p=k)*2 for k]*2 for k")
+    nested = analyze("input 4x8x8\n[Conv(4, 1, p=i + j)*2 for j]*2 for i").rows
+    assert [r.args["padding"] for r in nested] == [0, 1, 1, 2]
 
 
 def test_true_division_gives_a_float_and_an_integer_argument_says_so():
