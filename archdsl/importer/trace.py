@@ -24,7 +24,7 @@ from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.shape_prop import ShapeProp
 
-from ..errors import UnsupportedModelError, UntraceableModelError
+from ..errors import first_line, UnsupportedModelError, UntraceableModelError
 from ..layers import layer_class, layer_names
 from ..layers.geometry import format_shape
 from .graph import ImportedGraph, ImportedNode, INPUT
@@ -79,7 +79,7 @@ def _traced(module: nn.Module, origin: str) -> fx.GraphModule:
     except Exception as error:  # fx raises TraceError, TypeError, … from inside the forward
         where = _user_frame(error.__traceback__)
         raise UntraceableModelError(
-            f"torch.fx cannot trace {origin}: {_first_line(error)}"
+            f"torch.fx cannot trace {origin}: {first_line(error)}"
             + (f" (at {where})" if where else ""),
             hint="archdsl import follows the forward pass with torch.fx, which cannot take a "
                  "branch or a loop that depends on a tensor's values; a forward with fixed "
@@ -118,7 +118,7 @@ def _propagate(graph: fx.GraphModule, input_shape: tuple[int, ...], origin: str)
         where = "" if node is None else _source(node, graph)
         raise UntraceableModelError(
             f"{origin} fails on a {format_shape(input_shape)} input"
-            + (f" at {where}" if where else "") + f": {_first_line(cause)}",
+            + (f" at {where}" if where else "") + f": {first_line(cause)}",
             hint="give the input shape the module is made for with --input") from None
 
 
@@ -130,11 +130,6 @@ class _ShapeProp(ShapeProp):
     def run_node(self, n: fx.Node):
         self.current = n
         return super().run_node(n)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 def _user_frame(traceback) -> str:
