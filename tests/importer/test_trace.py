@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import collections
 import copy
+import dataclasses
 import operator
+from collections import OrderedDict
 from types import SimpleNamespace
 
 import pytest
@@ -18,14 +20,17 @@ import torch
 import torchvision
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torchvision.ops import StochasticDepth
 
 import archdsl
+from archdsl import compiler
 from archdsl.errors import UnsupportedModelError, UntraceableModelError
 from archdsl.importer.graph import INPUT
 from archdsl.importer.trace import resolve, trace
 from archdsl.layers import layer_class, layer_names
 from archdsl.layers.arguments import bind_arguments
-from tests.conftest import assert_plain, ROOT
+from archdsl.layers.modules import ChannelLayerNorm, LayerScale, PointwiseLinear
+from tests.conftest import assert_plain, ROOT, SPECS
 
 # name, input, constructor arguments; the ones that cannot be built on the meta device
 # (RegNet computes its widths with torch at construction) are built on the CPU.
@@ -395,3 +400,141 @@ def test_structure_functions_resolve():
             assert resolve(name) is not None, name
     assert resolve("operator.add") is operator.add
     assert resolve("torch.nn.functional.no_such_function") is None
+
+
+# Networks archdsl itself writes as PyTorch: compiled specs, and the constructs of an exported
+# Python file.
+
+def canonical(layers) -> list:
+    """Layers as an import reads them back: no Identity (it leaves no node), GlobalAvgPool as
+    the AdaptiveAvgPool(1) -> Flatten its module is, a size repeated per axis as one number,
+    and no `as` references (the spec writer names those)."""
+    pool, flatten = layer_class("AdaptiveAvgPool")(1), layer_class("Flatten")()
+    read = []
+    for layer in layers:
+        if layer.passes_through:
+            continue
+        if layer.dsl_name == "GlobalAvgPool":
+            read += [pool, flatten]
+            continue
+        values = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer)}
+        values = {name: value[0] if isinstance(value, tuple) and len(set(value)) == 1 else value
+                  for name, value in values.items()}
+        if "skip" in values:
+            values["skip"] = None
+        read.append(type(layer)(**values))
+    return read
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.name for p in SPECS])
+def test_a_compiled_spec_traces_back_to_its_layers(path):
+    analysis = archdsl.analyze(path.read_text())
+    with torch.device("meta"):
+        network = compiler.build(analysis)
+    graph = trace(network, analysis.input)
+    assert [bound(node) for node in graph.nodes] == canonical(n.layer for n in analysis.nodes)
+    assert sum(f.params for f in resolved(graph).values()) == analysis.totals.params
+
+
+class ScaledBlock(nn.Module):
+    """ConvNeXt's block as archdsl export writes it: its helper modules (the classes of
+    archdsl/layers/modules.py, which the file defines), an OrderedDict Sequential, the product
+    and the sum in forward."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.layerscale = LayerScale((c, 1, 1), 0.5)  # c×1×1
+        self.branch = nn.Sequential(OrderedDict([
+            ("conv", nn.Conv2d(c, c, 7, padding=3, groups=c)),
+            ("layernorm", ChannelLayerNorm(c, eps=1e-06)),
+            ("linear1", PointwiseLinear(c, c * 4)),
+            ("gelu", nn.GELU()),
+            ("linear2", PointwiseLinear(c * 4, c)),
+        ]))
+        self.stochasticdepth = StochasticDepth(0.1, "row")
+
+    def forward(self, x):
+        return self.stochasticdepth(self.layerscale(x) * self.branch(x)) + x
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNet's unit as archdsl export writes it: chunks taken in forward."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.branch = nn.Sequential(nn.Conv2d(c // 2, c // 2, 1, bias=False),
+                                    nn.BatchNorm2d(c // 2), nn.ReLU())
+        self.channelshuffle = nn.ChannelShuffle(2)
+
+    def forward(self, x):
+        return self.channelshuffle(
+            torch.cat([x.chunk(2, dim=1)[0], self.branch(x.chunk(2, dim=1)[1])], dim=1))
+
+
+class Up(nn.Module):
+    """U-Net's step up as archdsl export writes it: a center crop of the skip in the
+    concatenation, and a child named like an nn.Module method."""
+
+    def __init__(self):
+        super().__init__()
+        self.convtranspose = nn.ConvTranspose2d(16, 8, 2, stride=2)
+        self._modules["double"] = nn.Sequential(nn.Conv2d(16, 8, 3, padding=1), nn.ReLU())
+
+    def forward(self, x, skip):
+        return self._modules["double"](
+            torch.cat([self.convtranspose(x), skip[..., 2:10, 2:10]], dim=1))
+
+
+class Exported(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Conv2d(3, 8, 1)
+        self.pool = nn.MaxPool2d(2)
+        self.conv = nn.Conv2d(8, 16, 3)
+        self.up = Up()
+        self.block = ScaledBlock(8)
+        self.unit = ShuffleUnit(8)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+    def forward(self, x):
+        enc = self.enc(x)
+        x = self.up(self.conv(self.pool(enc)), enc)
+        return self.head(self.unit(self.block(x)))
+
+
+EXPORTED_SPEC = """input 3x12x12
+Conv(8, 1) as enc -> MaxPool(2) -> Conv(16, 3)
+  -> ConvTranspose(8, 2, s=2) -> Concat(enc, crop=true) -> Conv(8, 3, p=1) -> ReLU
+  -> [[LayerScale(0.5) * [Conv(8, 7, p=3, g=8) -> LayerNorm(eps=1e-6)
+                          -> Linear(32, pointwise=true) -> GELU -> Linear(8, pointwise=true)]
+       -> StochasticDepth(0.1)] + Identity]
+  -> [Chunk(0) | [Chunk(1) -> Conv(4, 1, bias=false) -> BatchNorm -> ReLU] -> ChannelShuffle(2)]
+  -> AdaptiveAvgPool(1) -> Flatten -> Linear(10)
+"""
+
+
+def test_the_constructs_of_an_exported_file():
+    model = Exported()
+    graph = trace(model, (3, 12, 12))
+    analysis = archdsl.analyze(EXPORTED_SPEC)
+    assert [bound(node) for node in graph.nodes] == canonical(n.layer for n in analysis.nodes)
+    assert sum(f.params for f in resolved(graph).values()) == \
+        sum(p.numel() for p in model.parameters())
+    concat = next(node for node in graph.nodes if node.layer == "Concat")
+    assert concat.inputs == ("up_convtranspose", "enc")  # the long skip, cropped
+    scale = next(node for node in graph.nodes if node.layer == "LayerScale")
+    assert (scale.arguments, scale.inputs) == (((None, 0.5),), ("up_double_1",))
+    assert [node.scope[-1][0] for node in graph.nodes if node.source.startswith("up.double")] \
+        == ["double", "double"]
+
+
+def test_layer_scale_as_torchvision_keeps_it_a_parameter():
+    graph = trace(build("convnext_tiny"), (3, 224, 224))
+    scales = [node for node in graph.nodes if node.layer == "LayerScale"]
+    assert len(scales) == 18
+    first = scales[0]
+    # a parameter of the block, read in its forward: the block's input is what it scales for
+    assert (first.scope[-1], first.attribute) == (("0", "CNBlock"), "layer_scale")
+    assert first.inputs == ("features_0_1",)
+    product = next(node for node in graph.nodes if first.name in node.inputs)
+    assert product.layer == "Multiply" and product.inputs[0] == first.name
