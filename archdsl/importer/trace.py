@@ -69,7 +69,7 @@ class _Tracer(fx.Tracer):
         self.record_stack_traces = True
 
     def is_leaf_module(self, m: nn.Module, qualified_name: str) -> bool:
-        return type(m).__name__ in _layer_modules() or super().is_leaf_module(m, qualified_name)
+        return _layer_of(m) is not None or super().is_leaf_module(m, qualified_name)
 
 
 def _traced(module: nn.Module, origin: str) -> fx.Graph:
@@ -277,7 +277,7 @@ class _Reader:
         module = _submodule(self.root, node.target)
         kind = type(module).__name__
         self.calls[node.target] += 1
-        cls = _layer_modules().get(kind)
+        cls = _layer_of(module)
         if cls is None:
             return self._unsupported(node, "no archdsl layer")
         if self.calls[node.target] == 2 and next(_tensors(module), None) is not None:
@@ -621,6 +621,28 @@ _STRUCTURE = {
 
 
 # The layer classes' torch names, looked up.
+
+def _layer_of(module: nn.Module) -> type | None:
+    """The layer class that stands for a module of this class: found by its class name, for a
+    class of PyTorch's or torchvision's, or one of archdsl's helper modules (which an exported
+    file defines anew); a class of the same name elsewhere (a Linear of one's own) is not
+    taken for it."""
+    kind = type(module)
+    cls = _layer_modules().get(kind.__name__)
+    if cls is None or kind.__name__ in _helper_modules() or \
+            kind.__module__.split(".")[0] in ("torch", "torchvision", "archdsl"):
+        return cls
+    return None
+
+
+@functools.cache
+def _helper_modules() -> frozenset[str]:
+    """The names of the torch modules archdsl defines for layers PyTorch lacks."""
+    from ..layers import modules
+    return frozenset(name for name, value in vars(modules).items()
+                     if isinstance(value, type) and issubclass(value, nn.Module) and
+                     value.__module__ == modules.__name__)
+
 
 @functools.cache
 def _layer_modules() -> dict[str, type]:

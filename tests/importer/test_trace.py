@@ -538,3 +538,21 @@ def test_layer_scale_as_torchvision_keeps_it_a_parameter():
     assert first.inputs == ("features_0_1",)
     product = next(node for node in graph.nodes if first.name in node.inputs)
     assert product.layer == "Multiply" and product.inputs[0] == first.name
+
+
+class Linear(nn.Module):
+    """A module of one's own that happens to share a name with PyTorch's."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(4))
+
+    def forward(self, x):
+        return x * 3
+
+
+def test_a_class_named_like_torchs_is_not_taken_for_it():
+    with pytest.raises(UnsupportedModelError) as caught:
+        trace(nn.Sequential(nn.Conv2d(1, 4, 1), Linear()), (1, 4, 4))
+    assert caught.value.unsupported[0].startswith(
+        "1: operator.mul: multiplies a tensor of shape 4×4×4 and the constant 3")
