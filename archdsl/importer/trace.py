@@ -16,6 +16,7 @@ import functools
 import importlib
 import inspect
 import math
+import os
 import re
 from pathlib import Path
 
@@ -769,7 +770,7 @@ def _location(node: fx.Node) -> str:
     return f"{Path(filename).name}:{line}"
 
 
-_TORCH = str(Path(torch.__file__).parent)
+_TORCH = os.path.join(os.path.dirname(torch.__file__), "")  # with the separator: not torchvision
 
 
 # Small readers.

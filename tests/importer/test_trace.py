@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import copy
 import dataclasses
+import inspect
 import operator
 from collections import OrderedDict
 from types import SimpleNamespace
@@ -556,3 +557,19 @@ def test_a_class_named_like_torchs_is_not_taken_for_it():
         trace(nn.Sequential(nn.Conv2d(1, 4, 1), Linear()), (1, 4, 4))
     assert caught.value.unsupported[0].startswith(
         "1: operator.mul: multiplies a tensor of shape 4×4×4 and the constant 3")
+
+
+def test_googlenets_input_transform_is_listed_where_torchvision_makes_it():
+    with torch.device("meta"):
+        model = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False,
+                                             transform_input=True)
+    with pytest.raises(UnsupportedModelError) as caught:
+        trace(model, (3, 224, 224))
+    items = caught.value.unsupported
+    assert len(items) == 12  # per channel: pick it, unsqueeze, scale, shift
+    assert items[2].startswith("operator.mul: multiplies a tensor of shape 1×224×224 and the "
+                               "constant 0.458")
+    source = inspect.getsource(torchvision.models.GoogLeNet._transform_input).splitlines()
+    first = torchvision.models.GoogLeNet._transform_input.__code__.co_firstlineno + next(
+        i for i, text in enumerate(source) if "x_ch0 =" in text)
+    assert all(item.endswith(f"(googlenet.py:{first})") for item in items[:4])
