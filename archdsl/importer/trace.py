@@ -45,6 +45,7 @@ def trace(module: nn.Module, input_shape: tuple[int, ...],
     module.eval()  # the graph of inference: no auxiliary heads, dropout as a layer
     try:
         graph = _traced(module, origin)
+        _one_input(graph, origin)
         _propagate(module, graph, input_shape, origin)
         reader = _Reader(module, input_shape)
         reader.read(graph)
@@ -85,6 +86,17 @@ def _traced(module: nn.Module, origin: str) -> fx.Graph:
             hint="archdsl import follows the forward pass with torch.fx, which cannot take a "
                  "branch or a loop that depends on a tensor's values; a forward with fixed "
                  "control flow traces") from None
+
+
+def _one_input(graph: fx.Graph, origin: str) -> None:
+    """Refuses a forward of several inputs; those traced at their defaults are none."""
+    others = [node.target for node in graph.nodes if node.op == "placeholder"
+              and not node.args][1:]
+    if others:
+        items = tuple(f"forward: its argument {name!r}: an archdsl network takes one input"
+                      for name in others)
+        raise UnsupportedModelError(f"{origin} cannot be imported; archdsl has no counterpart "
+                                    f"for:\n  " + "\n  ".join(items), items)
 
 
 def _defaults(module: nn.Module) -> dict | None:
@@ -248,19 +260,15 @@ class _Reader:
     def read(self, graph: fx.Graph) -> None:
         output = next(n for n in graph.nodes if n.op == "output")
         live = _ancestors(output)
-        placeholders = [n for n in graph.nodes if n.op == "placeholder"]
         for node in graph.nodes:
             if node in live:
                 self.order.append(node)
-                self.values[node] = self._value(node, placeholders)
+                self.values[node] = self._value(node)
         self._check_coverage()
 
-    def _value(self, node: fx.Node, placeholders: list[fx.Node]):
-        if node.op == "placeholder":
-            if node is placeholders[0]:
-                return _Tensor(INPUT, self.input_shape)
-            return self._unsupported(node, f"forward's argument {node.target!r}: archdsl "
-                                           f"networks take one input")
+    def _value(self, node: fx.Node):
+        if node.op == "placeholder":  # the only one (_one_input)
+            return _Tensor(INPUT, self.input_shape)
         if node.op == "get_attr":
             self.attributes.add(node.target)
             return _Parameter(node, _attribute(self.root, node.target))
@@ -289,7 +297,7 @@ class _Reader:
                                            f"arguments; archdsl layers take one tensor")
         tensor = self.values[node.args[0]]
         if not isinstance(tensor, _Tensor):
-            return self._stand_in(node, tensor, "reads what is no single tensor")
+            return self._unreadable(node, tensor)
         last_axis = kind in cls.torch_last_axis
         if tensor.channels_last and not (cls.elementwise or last_axis):
             return self._unsupported(node, "reads a tensor with the channels last (permuted)")
@@ -319,9 +327,10 @@ class _Reader:
         structure = _STRUCTURE.get(name)
         if structure is not None:
             try:
-                return structure(self, node, *args, **kwargs)
-            except TypeError:  # arguments the structure does not take (out=…)
-                return self._unsupported(node, f"with arguments {args[1:]!r} {kwargs!r}")
+                inspect.signature(structure).bind(self, node, *args, **kwargs)
+            except TypeError:  # arguments the structure does not read (out=…)
+                return self._unsupported(node, f"with the arguments {args[1:]!r} {kwargs!r}")
+            return structure(self, node, *args, **kwargs)
         candidates = _layer_functions().get(name)
         if candidates is not None:
             return self._layer_call(node, name, candidates, args, kwargs)
@@ -330,7 +339,7 @@ class _Reader:
     def _layer_call(self, node, name, candidates, args, kwargs):
         tensor, *rest = args
         if not isinstance(tensor, _Tensor):
-            return self._stand_in(node, tensor, "reads what is no single tensor")
+            return self._unreadable(node, tensor)
         if any(isinstance(v, (*_TENSORISH, _Plain)) for v in _flattened((rest, kwargs))):
             return self._unsupported(node, "a setting computed in forward")
         for cls in candidates:
@@ -366,9 +375,9 @@ class _Reader:
                        tensors[0].channels_last)
 
     def _add(self, node, layer: str, values: dict, inputs: tuple[str, ...],
-             attribute: str | None = None, name: str | None = None) -> None:
+             attribute: str | None = None) -> None:
         self.nodes.append(ImportedNode(
-            name=name or node.name, layer=layer, arguments=layer_class(layer).written(values),
+            name=node.name, layer=layer, arguments=layer_class(layer).written(values),
             inputs=inputs, scope=_scope(node, self.root), attribute=attribute,
             source=_source(node, self.root)))
 
@@ -382,13 +391,19 @@ class _Reader:
         where = _location(node)
         self.unsupported.append(f"{_source(node, self.root)}: {problem}"
                                 + (f" ({where})" if where else ""))
-        self.stand_ins.add(node.name)
         return self._stand_in(node)
 
-    def _stand_in(self, node: fx.Node, operand=None, problem: str | None = None):
+    def _unreadable(self, node: fx.Node, operand):
+        """A layer called on what is no single tensor; after an unsupported call that gave no
+        tensor, nothing more is said."""
+        if isinstance(operand, _Broken):
+            return self._stand_in(node)
+        return self._unsupported(node, f"reads {_described(operand)}, which is no tensor "
+                                       f"an archdsl layer takes")
+
+    def _stand_in(self, node: fx.Node):
         """What an unsupported call gives, for the rest to be read: a tensor of its shape."""
-        if problem is not None and not isinstance(operand, _Broken):
-            return self._unsupported(node, problem)
+        self.stand_ins.add(node.name)
         shape = _meta_shape(node)
         return BROKEN if shape is None else _Tensor(node.name, shape)
 
@@ -604,9 +619,9 @@ class _Reader:
 
 
 _STRUCTURE = {
-    **dict.fromkeys(["operator.add", "operator.iadd", "torch.add", "Tensor.add"],
+    **dict.fromkeys(["operator.add", "operator.iadd", "torch.add", "Tensor.add", "Tensor.add_"],
                     _Reader._sum),
-    **dict.fromkeys(["operator.mul", "operator.imul", "torch.mul", "Tensor.mul"],
+    **dict.fromkeys(["operator.mul", "operator.imul", "torch.mul", "Tensor.mul", "Tensor.mul_"],
                     _Reader._product),
     **dict.fromkeys(["torch.cat", "torch.concat", "torch.concatenate"], _Reader._concat),
     **dict.fromkeys(["torch.flatten", "Tensor.flatten"], _Reader._flatten),

@@ -573,3 +573,28 @@ def test_googlenets_input_transform_is_listed_where_torchvision_makes_it():
     first = torchvision.models.GoogLeNet._transform_input.__code__.co_firstlineno + next(
         i for i, text in enumerate(source) if "x_ch0 =" in text)
     assert all(item.endswith(f"(googlenet.py:{first})") for item in items[:4])
+
+
+class TwoInputs(nn.Module):
+    def forward(self, x, y):
+        return x + y
+
+
+class TwoOutputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 1)
+
+    def forward(self, x, scale=None):  # an argument with a default is traced at its default
+        return self.conv(x), x
+
+
+def test_a_network_takes_one_input_and_gives_one_output():
+    with pytest.raises(UnsupportedModelError) as caught:
+        trace(TwoInputs(), (1, 4, 4))
+    assert caught.value.unsupported == (
+        "forward: its argument 'y': an archdsl network takes one input",)
+    with pytest.raises(UnsupportedModelError) as caught:
+        trace(TwoOutputs(), (1, 4, 4))
+    assert caught.value.unsupported == (
+        "forward: forward returns what is no single tensor with the channels first",)
