@@ -256,6 +256,7 @@ class _Reader:
         self.attributes: set[str] = set()  # every parameter and buffer forward reads
         self.stand_ins: set[str] = set()  # the results of unsupported calls
         self.uncalled = False  # whether a module with weights is never called
+        self.owners: dict[int, str] = {}  # a parameter's id -> the module called with it first
 
     def read(self, graph: fx.Graph) -> None:
         output = next(n for n in graph.nodes if n.op == "output")
@@ -292,6 +293,11 @@ class _Reader:
         if self.calls[node.target] == 2 and next(_tensors(module), None) is not None:
             self._unsupported(node, "called a second time: archdsl gives every call its own "
                                     "weights, so shared ones cannot be imported")
+        others = {self.owners.setdefault(id(p), node.target)
+                  for p in module.parameters()} - {node.target}
+        if others:
+            self._unsupported(node, f"shares its weights with {', '.join(sorted(others))}: "
+                                    f"archdsl gives every layer its own")
         if len(node.args) != 1 or node.kwargs:
             return self._unsupported(node, f"called with {len(node.args) + len(node.kwargs)} "
                                            f"arguments; archdsl layers take one tensor")

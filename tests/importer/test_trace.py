@@ -598,3 +598,12 @@ def test_a_network_takes_one_input_and_gives_one_output():
         trace(TwoOutputs(), (1, 4, 4))
     assert caught.value.unsupported == (
         "forward: forward returns what is no single tensor with the channels first",)
+
+
+def test_tied_weights_are_refused():
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
+    model[2].weight = model[0].weight
+    with pytest.raises(UnsupportedModelError) as caught:
+        trace(model, (4,))
+    assert caught.value.unsupported == (
+        "2 (Linear): shares its weights with 0: archdsl gives every layer its own",)
