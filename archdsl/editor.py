@@ -17,7 +17,7 @@ from lark.exceptions import LarkError
 from .analysis import Analysis, analyze
 from .budget import METRICS, check_budget, failures
 from .errors import START, ArchDSLError, Span
-from .ir import Call, Definition, Group, Named, Node, Parallel, Repeat, Spec
+from .ir import Chain, Definition, Group, Named, Node, Parallel, Repeat, Spec
 from .layers import format_shape, layer_class, layer_names
 from .layers.arguments import ALIASES, KEYWORDS, literal
 from .parser import _parser, parse
@@ -266,20 +266,18 @@ def _within(inner: Span, outer: Span) -> bool:
 
 def _steps(spec: Spec):
     """Every step of the network and of the definitions that may be hovered: calls, groups,
-    repeats, named steps and branches."""
-    pending = [spec.body, *(d.body for d in spec.definitions)]
+    repeats, named steps, branches, and whole definitions (the rows of all their calls)."""
+    pending = [spec.body, *spec.definitions]
     while pending:
         step = pending.pop()
-        if isinstance(step, (Call, Group, Repeat, Named, Parallel)):
-            yield step
-        if isinstance(step, Group):
-            pending.append(step.body)
-        elif isinstance(step, (Repeat, Named)):
+        if isinstance(step, Chain):
+            pending += step.steps
+            continue
+        yield step
+        if isinstance(step, (Group, Repeat, Named, Definition)):
             pending.append(step.body)
         elif isinstance(step, Parallel):
             pending += step.branches
-        elif hasattr(step, "steps"):  # a chain
-            pending += step.steps
 
 
 def _uses(indices: list[int], nodes: tuple[Node, ...], span: Span) -> list[list[int]]:
