@@ -17,6 +17,7 @@ from lark.exceptions import LarkError
 from .analysis import Analysis, analyze
 from .budget import METRICS, check_budget, failures
 from .errors import START, ArchDSLError, Span
+from .fmt import format_spec, in_file_style
 from .ir import Chain, Definition, Group, Named, Node, Parallel, Repeat, Spec
 from .layers import format_shape, layer_class, layer_names
 from .layers.arguments import ALIASES, KEYWORDS, literal
@@ -256,7 +257,6 @@ class SpecDocument:
         where it does not parse (the diagnostics say why)."""
         if self.spec is None:
             return None
-        from .fmt import format_spec, in_file_style
         return in_file_style(format_spec(self.text), self.text)
 
 

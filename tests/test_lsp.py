@@ -165,6 +165,12 @@ async def test_diagnostics_follow_every_change(client: LanguageClient):
     back = await change_document(client, uri, lsp.Range(start, lsp.Position(
         start.line, start.character + 1)), "10")
     assert not back
+    # Broken again, then closed: its diagnostics are withdrawn
+    assert await change_document(client, uri, range_, "0")
+    client.text_document_did_close(lsp.DidCloseTextDocumentParams(
+        lsp.TextDocumentIdentifier(uri=uri)))
+    await client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    assert not client.diagnostics[uri]
 
 
 def rows_named(analysis, prefix: str):
