@@ -27,7 +27,7 @@ from .train.config import TrainConfig
 MAX_HOVER_ROWS = 12  # a hover over a definition call lists its first rows, then says how many more
 HOVER_TEXT = 60  # characters of a step's text in a hover's title
 # Tokens after which no layer goes: a name is given (def, as, for), a count or a value follows.
-_NAMING = {"DEF", "_AS", "FOR", "INPUT", "STAR", "EQUAL", "COMPARATOR", "MINUS"}
+_NO_LAYER_AFTER = {"DEF", "_AS", "FOR", "INPUT", "STAR", "EQUAL", "COMPARATOR", "MINUS"}
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ class SpecDocument:
             return [Completion(name, "metric", words) for name, words in METRICS.items()]
         opened = _innermost_open(tokens)
         if opened is None or tokens[opened].type == "LSQB":
-            if previous in _NAMING:
+            if previous in _NO_LAYER_AFTER:
                 return []  # a name, a count or a declaration's value comes here
             # Declarations come before the network: no keyword once an arrow has been written.
             return self._layer_completions(
