@@ -27,7 +27,8 @@ import archdsl
 from archdsl import compiler
 from archdsl.errors import UnsupportedModelError, UntraceableModelError
 from archdsl.importer.graph import INPUT
-from archdsl.importer.trace import resolve, trace
+from archdsl.importer.lookup import resolve
+from archdsl.importer.trace import trace
 from archdsl.layers import layer_class, layer_names
 from archdsl.layers.arguments import bind_arguments
 from archdsl.layers.modules import ChannelLayerNorm, LayerScale, PointwiseLinear
@@ -395,8 +396,8 @@ def test_every_declared_torch_module_exists():
 
 
 def test_structure_functions_resolve():
-    from archdsl.importer.trace import _STRUCTURE
-    for name in _STRUCTURE:
+    from archdsl.importer.reading import STRUCTURE
+    for name in STRUCTURE:
         if not name.startswith("Tensor."):
             assert resolve(name) is not None, name
     assert resolve("operator.add") is operator.add
