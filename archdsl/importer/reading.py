@@ -93,7 +93,7 @@ class Reader:
         self.unsupported: list[str] = []
         self.order: list[fx.Node] = []
         self.calls: collections.Counter = collections.Counter()
-        self.read_attributes: set[str] = set()  # those made a layer (LayerScale)
+        self.scales: set[str] = set()  # the parameters made a layer (LayerScale)
         self.attributes: set[str] = set()  # every parameter and buffer forward reads
         self.stand_ins: set[str] = set()  # the results of unsupported calls
         self.uncalled = False  # whether a module with weights is never called
@@ -294,15 +294,17 @@ class Reader:
         owner, _, attribute = parameter.node.target.rpartition(".")
         entry = self._entry(owner)
         if not isinstance(tensor, _Tensor) or tensor.channels_last or entry is None or \
-                parameter.node.target in self.read_attributes:
+                parameter.node.target in self.scales:
             return self._unsupported(node, f"multiplies {_described(a)} and {_described(b)}")
         try:
             values = layer_class("LayerScale").from_torch_parameter(parameter.value)
         except ValueError as error:
             return self._unsupported(node, str(error))
-        if parameter.value.shape[0] != tensor.shape[0]:
+        # LayerScale reads its channels from its input: the entry's must be the scale's
+        if {parameter.value.shape[0], entry.shape[0]} != {tensor.shape[0]} or \
+                parameter.value.dim() != len(tensor.shape) or entry.channels_last:
             return self._unsupported(node, f"multiplies {_described(a)} and {_described(b)}")
-        self.read_attributes.add(parameter.node.target)
+        self.scales.add(parameter.node.target)
         self._add(parameter.node, "LayerScale", values, (entry.node,), attribute)
         scale = _Tensor(parameter.node.name, (tensor.shape[0],) + (1,) * (len(tensor.shape) - 1))
         return self._merge(node, "Multiply", (scale, tensor) if a is parameter else
@@ -315,9 +317,9 @@ class Reader:
             return self.values[self.order[0]]
         for node in self.order:
             if owner in paths(node):
-                for source in node.all_input_nodes:
-                    value = self.values.get(source)
-                    if owner not in paths(source) and isinstance(value, _Tensor):
+                for producer in node.all_input_nodes:
+                    value = self.values.get(producer)
+                    if owner not in paths(producer) and isinstance(value, _Tensor):
                         return value
         return None
 
