@@ -87,6 +87,16 @@ class Analysis:
             "totals": vars(self.totals).copy(),
         }
 
+    def __repr__(self) -> str:
+        return (f"<Analysis {self.name}: {format_shape(self.input)} → {format_shape(self.output)}, "
+                f"{len(self.rows)} layers, {self.totals.params:,} parameters, "
+                f"{self.totals.macs:,} MACs>")
+
+    def _repr_html_(self) -> str:
+        """A notebook's display: `check`'s table and totals (report.render_analysis)."""
+        from .report import render_analysis
+        return render_analysis(self, "html")
+
 
 def analyze(spec: Spec | str, input: Shape | str | None = None, batch: int = 1) -> Analysis:
     """Analyze a spec (or spec text) for an input shape: the spec's own unless `input` is given."""

@@ -1,4 +1,8 @@
-"""curves.png: loss and accuracy per epoch, from the metrics records."""
+"""curves.png: loss and accuracy per epoch, from the metrics records.
+
+The figure is made without pyplot, so that neither a file nor `run.plot()` changes the backend
+a notebook shows its own plots with.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,13 +10,14 @@ from pathlib import Path
 from ..files import replace_file
 
 
-def plot_curves(records: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")  # files only; never a window
-    import matplotlib.pyplot as plt
+def curves_figure(records: list[dict]):
+    """A matplotlib Figure: loss and accuracy against the epoch, train and (where held out)
+    validation."""
+    from matplotlib.figure import Figure
 
     epochs = [r["epoch"] for r in records]
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    figure = Figure(figsize=(10, 4))
+    loss_axis, accuracy_axis = figure.subplots(1, 2)
     for split in ("train", "val"):
         if any(r.get(f"{split}_loss") is not None for r in records):
             loss_axis.plot(epochs, [r.get(f"{split}_loss") for r in records], "o-", label=split)
@@ -24,8 +29,10 @@ def plot_curves(records: list[dict], path: Path) -> None:
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
+    return figure
+
+
+def plot_curves(records: list[dict], path: Path) -> None:
+    figure = curves_figure(records)
     # Saved through a fresh file and a rename, as every run file is: never through a link.
-    try:
-        replace_file(path, lambda handle: figure.savefig(handle, dpi=100, format="png"))
-    finally:
-        plt.close(figure)
+    replace_file(path, lambda handle: figure.savefig(handle, dpi=100, format="png"))
