@@ -89,7 +89,8 @@ class Analysis:
 
     def __repr__(self) -> str:
         return (f"<Analysis {self.name}: {format_shape(self.input)} → {format_shape(self.output)}, "
-                f"{len(self.rows)} layers, {self.totals.params:,} parameters, "
+                f"{len(self.rows)} layer{'s' * (len(self.rows) != 1)}, "
+                f"{self.totals.params:,} parameters, "
                 f"{self.totals.macs:,} MACs>")
 
     def _repr_html_(self) -> str:

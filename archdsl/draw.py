@@ -47,7 +47,8 @@ class Diagram(graphviz.Digraph):
         return {"text/plain": text, "text/html": f"<pre>{html.escape(text)}</pre>"}
 
     def __repr__(self) -> str:
-        return f"<Diagram {self.name}: {self.layers} layers, DOT source in .source>"
+        return f"<Diagram {self.name}: {self.layers} layer{'s' * (self.layers != 1)}, DOT " \
+               f"source in .source>"
 
 
 def diagram(analysis: Analysis) -> Diagram:

@@ -58,7 +58,8 @@ class Explanation:
 
     def __repr__(self) -> str:
         return (f"<Explanation {self.name}: {format_shape(self.input)} → "
-                f"{format_shape(self.output)}, {len(self.layers)} layers>")
+                f"{format_shape(self.output)}, {len(self.layers)} "
+                f"layer{'s' * (len(self.layers) != 1)}>")
 
     def _repr_html_(self) -> str:
         from .report import render_explanation

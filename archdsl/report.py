@@ -271,7 +271,8 @@ def render_run(run, fmt: str) -> str:
              *((f"{r['val_loss']:.4f}", f"{r['val_accuracy']:.2%}") if validated else ()),
              f"{r['seconds']:.1f}") for r in run.history]
     params = f", {run.analysis.totals.params:,} parameters" if run.analysis else ""
-    parts = [_title(f"{run.out_dir}: {len(run.history)} epochs{params}", fmt),
+    epochs = len(run.history)
+    parts = [_title(f"{run.out_dir}: {epochs} epoch{'s' * (epochs != 1)}{params}", fmt),
              _table(rows, fmt, headers=headers, colalign=("right",) * len(headers))]
     if run.test is not None:
         parts.append(_paragraph(f"test accuracy {run.test.accuracy:.2%} "

@@ -5,6 +5,7 @@ a notebook shows its own plots with.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from ..files import replace_file
@@ -12,11 +13,19 @@ from ..files import replace_file
 
 def curves_figure(records: list[dict]):
     """A matplotlib Figure: loss and accuracy against the epoch, train and (where held out)
-    validation."""
+    validation. A notebook shows it as PNG."""
     from matplotlib.figure import Figure
 
+    class Curves(Figure):
+        # IPython shows a Figure through the formatter pyplot's inline backend registers; this
+        # one, made without pyplot, says how to show itself.
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, dpi=100, format="png")
+            return buffer.getvalue()
+
     epochs = [r["epoch"] for r in records]
-    figure = Figure(figsize=(10, 4))
+    figure = Curves(figsize=(10, 4))
     loss_axis, accuracy_axis = figure.subplots(1, 2)
     for split in ("train", "val"):
         if any(r.get(f"{split}_loss") is not None for r in records):

@@ -74,7 +74,8 @@ class Run:
 
     def __repr__(self) -> str:
         accuracy = "" if self.test is None else f", test accuracy {self.test.accuracy:.2%}"
-        return f"<Run {self.out_dir}: {len(self.history)} epochs{accuracy}>"
+        epochs = len(self.history)
+        return f"<Run {self.out_dir}: {epochs} epoch{'s' * (epochs != 1)}{accuracy}>"
 
     def _repr_html_(self) -> str:
         from ..report import render_run
@@ -97,7 +98,7 @@ class Predictions:
         return len(self.indices)
 
     def __repr__(self) -> str:
-        return f"<Predictions of {len(self)} images: {self.names}>"
+        return f"<Predictions of {len(self)} image{'s' * (len(self) != 1)}: {self.names}>"
 
 
 def _batch(images: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
