@@ -30,7 +30,11 @@ def _table(rows, fmt: str, headers=(), colalign=None, plain: str = "plain") -> s
         rows = [[_cell_html(cell) for cell in row] for row in rows]
         headers = [html.escape(str(h)) for h in headers]
     style = _STYLE[fmt] if headers or fmt == "html" else plain
-    return tabulate(rows, headers=headers, colalign=colalign, tablefmt=style)
+    table = tabulate(rows, headers=headers, colalign=colalign, tablefmt=style)
+    if fmt == "html":  # tabulate marks right-aligned cells only; notebooks align right by default
+        table = table.replace("<td>", '<td style="text-align: left;">')\
+            .replace("<th>", '<th style="text-align: left;">')
+    return table
 
 
 def _cell_html(cell) -> str:
