@@ -154,6 +154,10 @@ def test_the_diagram_is_svg_where_dot_is_installed(executed):
         assert "conv1" in svg and "16×28×28" in svg
     else:
         assert "needs Graphviz's `dot` program" in rich(cell, "text/plain")[0]
+    block = cell_with(executed, "%%archdsl block --draw")
+    table, drawn = [o.data for o in block.outputs]
+    assert "body.conv1" in table["text/html"] and "36,864" in table["text/html"]
+    assert "image/svg+xml" in drawn if shutil.which("dot") else "digraph" in drawn["text/plain"]
 
 
 @needs_fashion

@@ -5,7 +5,6 @@ returns its Run (see trained.train). A function of that name could not live besi
 whose import would replace it as the attribute `archdsl.train`; so the package's own class is a
 module type with a `__call__`. Nothing here imports torch until a training starts.
 """
-import inspect
 import sys
 import types
 
@@ -16,7 +15,9 @@ class _TrainPackage(types.ModuleType):
         return train(*args, **kwargs)
 
     @property
-    def __signature__(self) -> inspect.Signature:
+    def __signature__(self):
+        import inspect
+
         from .trained import train
         return inspect.signature(train)
 

@@ -97,8 +97,12 @@ class Predictions:
     def __len__(self) -> int:
         return len(self.indices)
 
+    SHOWN = 10  # names in the repr
+
     def __repr__(self) -> str:
-        return f"<Predictions of {len(self)} image{'s' * (len(self) != 1)}: {self.names}>"
+        names = self.names
+        shown = ", ".join(map(repr, names[:self.SHOWN])) + ", …" * (len(names) > self.SHOWN)
+        return f"<Predictions of {len(self)} image{'s' * (len(self) != 1)}: [{shown}]>"
 
 
 def _batch(images: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:

@@ -104,6 +104,22 @@ def test_a_runs_display_shows_each_epoch_and_the_test_accuracy(trained):
                             f"{trained.test.accuracy:.2%}>"
 
 
+def test_resume_continues_a_run_to_the_weights_of_one_without_a_break(trained, tmp_path):
+    out = tmp_path / "run"
+    archdsl.train(SMALL, out=out, progress=False, **{**SETTINGS, "epochs": 1})
+    resumed = archdsl.train(SMALL, out=out, resume=True, progress=False, epochs=2)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    for name, tensor in resumed.model.state_dict().items():
+        assert torch.equal(tensor, trained.model.state_dict()[name]), name
+
+
+def test_predictions_show_their_first_names(trained):
+    images = torch.zeros(12, 1, 28, 28, dtype=torch.uint8)
+    name = trained.predict(images[:1]).names[0]
+    assert repr(trained.predict(images)) == \
+        f"<Predictions of 12 images: [{', '.join([repr(name)] * 10)}, …]>"
+
+
 def test_a_spec_file_trains_into_runs_named_after_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("tiny.spec").write_text(SMALL)
