@@ -82,12 +82,14 @@ class NotebookProgress:
     def __init__(self, every: int = LOG_EVERY):
         self.every = every  # the loop reads the loss at these steps, as for EpochProgress
         self.handle = None
+        self.images, self.loss = 0, float("nan")
 
     def start(self, label: str, total_images: int, total_steps: int) -> None:
         from IPython.display import display
 
         self.started = self.shown = time.perf_counter()
         self.label, self.total = label, total_images
+        self.images, self.loss = 0, float("nan")
         self.handle = display(self._bundle(0, float("nan"), 0.0), raw=True, display_id=True)
 
     def due(self, step: int) -> bool:
@@ -102,10 +104,11 @@ class NotebookProgress:
             self.handle.update(self._bundle(images, loss, now - self.started), raw=True)
 
     def stop(self) -> None:
-        if self.handle is not None and getattr(self, "images", None) is not None:
+        """The bar as the epoch left it: complete, or where an interruption stopped it."""
+        if self.handle is not None:
             self.handle.update(self._bundle(self.images, self.loss,
                                             time.perf_counter() - self.started), raw=True)
-        self.handle, self.images = None, None
+        self.handle = None
 
     def _bundle(self, images: int, loss: float, seconds: float) -> dict:
         fraction = images / self.total if self.total else 1.0

@@ -65,10 +65,13 @@ class Run:
         if self.model is None or self.analysis is None:
             raise RunError("this run holds no model to predict with")
         batch = _batch(torch.as_tensor(images), self.analysis.input)
-        model = self.model.eval()
+        model, training = self.model, self.model.training
         device = next(model.parameters(), torch.empty(0)).device
-        with torch.no_grad():
-            outputs = model(batch.to(device)).float()
+        try:
+            with torch.no_grad():
+                outputs = model.eval()(batch.to(device)).float()
+        finally:
+            model.train(training)
         probabilities = torch.softmax(outputs, 1).cpu()
         return Predictions(probabilities.argmax(1), probabilities, tuple(self.classes))
 
