@@ -94,9 +94,11 @@ class Analysis:
                 f"{self.totals.macs:,} MACs>")
 
     def _repr_html_(self) -> str:
-        """A notebook's display: `check`'s table and totals (report.render_analysis)."""
-        from .report import render_analysis
-        return render_analysis(self, "html")
+        """A notebook's display: what `check` prints, its table, totals and the spec's
+        assertions (report.render_check), with the warnings check prints to standard error."""
+        from .budget import check_budget
+        from .report import render_check
+        return render_check(self, check_budget(self), "html")
 
 
 def analyze(spec: Spec | str, input: Shape | str | None = None, batch: int = 1) -> Analysis:

@@ -175,13 +175,12 @@ def render_check(analysis: Analysis, budget: list, fmt: str) -> str:
              f"line {r.assertion.span.line}") for r in budget]
     failed = sum(not r.passed for r in budget)
     title = f"budget: {len(budget) - failed} of {len(budget)} assertions hold"
-    if fmt == "markdown":
-        title = f"### {title}"
-        table = tabulate(rows, headers=("", "assertion", "value", "where"), tablefmt="github",
-                         colalign=("left", "left", "right", "left"))
-    else:
-        table = tabulate(rows, colalign=("left", "left", "right", "left"), tablefmt="plain")
-    return f"{render_analysis(analysis, fmt)}\n\n{title}\n\n{table}"
+    table = _table(rows, fmt, headers=("", "assertion", "value", "where") if fmt == "markdown"
+                   else (), colalign=("left", "left", "right", "left"))
+    if fmt == "html":  # the analysis's block, with the budget inside it
+        return render_analysis(analysis, fmt).removesuffix("\n</div>") + \
+            f"\n{_title(title, fmt)}\n{table}\n</div>"
+    return f"{render_analysis(analysis, fmt)}\n\n{_title(title, fmt)}\n\n{table}"
 
 
 def render_explanation(explanation, fmt: str) -> str:

@@ -47,6 +47,15 @@ def test_an_analysis_at_a_batch_shows_its_activation_memory():
         terminal_rows(terminal("check", SIMPLE, "--batch", "32"))
 
 
+def test_an_analysis_shows_its_assertions_as_check_does():
+    spec = "input 1x28x28\nassert params < 100\nassert macs < 1M\nFlatten -> Linear(10)\n"
+    analysis = archdsl.analyze(archdsl.parse(spec))
+    result = runner.invoke(app, ["check", "-"], input=spec)
+    assert result.exit_code == 1  # one assertion fails
+    assert html_rows(analysis._repr_html_()) == terminal_rows(result.stdout)
+    assert "budget: 1 of 2 assertions hold" in analysis._repr_html_()
+
+
 def test_an_analysis_shows_its_warnings_with_the_caret():
     analysis = archdsl.analyze(archdsl.parse(WARNED, "net.spec"))
     result = runner.invoke(app, ["check", "-"], input=WARNED)
