@@ -15,6 +15,7 @@ def curves_figure(records: list[dict]):
     """A matplotlib Figure: loss and accuracy against the epoch, train and (where held out)
     validation. A notebook shows it as PNG."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     class Curves(Figure):
         # IPython shows a Figure through the formatter pyplot's inline backend registers; this
@@ -35,6 +36,7 @@ def curves_figure(records: list[dict]):
     loss_axis.set(title="loss", xlabel="epoch")
     accuracy_axis.set(title="accuracy", xlabel="epoch")
     for axis in (loss_axis, accuracy_axis):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()

@@ -91,7 +91,8 @@ def test_plot_draws_the_histories_curves(trained):
     assert list(train_loss.get_ydata()) == [r["train_loss"] for r in trained.history]
     assert list(accuracy.get_lines()[0].get_ydata()) == \
         [r["train_accuracy"] for r in trained.history]
-    assert figure._repr_png_().startswith(b"\x89PNG")
+    assert figure._repr_png_().startswith(b"\x89PNG")  # drawn, so the ticks are placed
+    assert all(tick == int(tick) for tick in loss.get_xticks())  # whole epochs
 
 
 def test_a_runs_display_shows_each_epoch_and_the_test_accuracy(trained):
