@@ -3,24 +3,27 @@ slopes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ..errors import ArgumentError
 from .base import Facts, Layer, register
 from .geometry import Shape
+from .torch_call import Inferred, TorchCall
 
 
 class _Elementwise(Layer):
-    """Builds torch.nn.<same name>(**arguments)."""
+    """Builds torch.nn.<same name>(keyword=argument, ...)."""
 
     kind = "activation"
+    # (torch's keyword, this layer's field, torch's default); None: always written
+    _torch_keywords: ClassVar[tuple[tuple[str, str, object], ...]] = ()
 
-    def _torch_arguments(self) -> dict:
-        return {}
-
-    def build(self, facts: Facts):
-        from torch import nn
-        return getattr(nn, self.dsl_name)(**self._torch_arguments())
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return TorchCall.of(f"torch.nn:{self.dsl_name}",
+                            *((keyword, self.given(name)) for keyword, name, _ in
+                              self._torch_keywords),
+                            **{keyword: default for keyword, _, default in self._torch_keywords
+                               if default is not None})
 
 
 def _plain(name: str, doc: str) -> type[Layer]:
@@ -32,10 +35,18 @@ ReLU6 = _plain("ReLU6", "min(max(0, x), 6).")
 SiLU = _plain("SiLU", "x · sigmoid(x), also called swish.")
 Sigmoid = _plain("Sigmoid", "1 / (1 + exp(−x)).")
 Tanh = _plain("Tanh", "Hyperbolic tangent.")
-Identity = _plain("Identity", "Passes its input through unchanged.")
 Hardswish = _plain("Hardswish", "x · ReLU6(x + 3) / 6, MobileNetV3's cheap swish.")
 Hardsigmoid = _plain("Hardsigmoid", "ReLU6(x + 3) / 6, MobileNetV3's cheap sigmoid.")
 Mish = _plain("Mish", "x · tanh(softplus(x)).")
+
+
+@register
+@dataclass(frozen=True)
+class Identity(_Elementwise):
+    """Passes its input through unchanged."""
+
+    def python_expression(self, facts: Facts, inputs: list[str]) -> str:
+        return inputs[0]
 
 
 @register
@@ -44,9 +55,7 @@ class LeakyReLU(_Elementwise):
     """max(0, x) + slope · min(0, x)."""
 
     slope: float = 0.01
-
-    def _torch_arguments(self) -> dict:
-        return {"negative_slope": self.slope}
+    _torch_keywords = (("negative_slope", "slope", 0.01),)
 
 
 @register
@@ -55,9 +64,7 @@ class ELU(_Elementwise):
     """x where x > 0, else alpha · (exp(x) − 1)."""
 
     alpha: float = 1.0
-
-    def _torch_arguments(self) -> dict:
-        return {"alpha": self.alpha}
+    _torch_keywords = (("alpha", "alpha", 1.0),)
 
 
 @register
@@ -75,8 +82,7 @@ class Hardtanh(_Elementwise):
             raise ArgumentError(f"Hardtanh: max {self.max} must be greater than min {self.min} "
                                 f"(PyTorch refuses it otherwise)", argument="max")
 
-    def _torch_arguments(self) -> dict:
-        return {"min_val": self.min, "max_val": self.max}
+    _torch_keywords = (("min_val", "min", -1.0), ("max_val", "max", 1.0))
 
 
 @register
@@ -96,9 +102,11 @@ class PReLU(_Elementwise):
     def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
         return {"weight": (shape[0] if self.per_channel else 1,)}
 
-    def build(self, facts: Facts):
-        from torch import nn
-        return nn.PReLU(dict(facts.parameters)["weight"][0], self.init)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        slopes = dict(facts.parameters)["weight"][0]
+        return TorchCall.of("torch.nn:PReLU",
+                            ("num_parameters", Inferred(slopes) if self.per_channel else 1),
+                            ("init", self.given("init")), num_parameters=1, init=0.25)
 
 
 @register
@@ -107,9 +115,7 @@ class GELU(_Elementwise):
     """Gaussian error linear unit, exact or with the tanh approximation."""
 
     approximate: Literal["none", "tanh"] = "none"
-
-    def _torch_arguments(self) -> dict:
-        return {"approximate": self.approximate}
+    _torch_keywords = (("approximate", "approximate", "none"),)
 
 
 @register
@@ -127,5 +133,4 @@ class Softmax(_Elementwise):
                                 f"{len(shape)}-axis input (1 to {len(shape)}; 0 is the batch)")
         return shape
 
-    def _torch_arguments(self) -> dict:
-        return {"dim": self.dim}
+    _torch_keywords = (("dim", "dim", None),)

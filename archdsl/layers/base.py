@@ -15,6 +15,7 @@ from ..errors import ArgumentError, UnknownLayerError
 from .arguments import (bind_arguments, from_torch, KEYWORDS, keyword_slip, literal,
                         suggest)
 from .geometry import count_formula, format_shape, numel, Shape
+from .torch_call import Given, TorchCall
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -160,9 +161,23 @@ class Layer:
             "buffers": count_formula(facts.buffers) if facts.buffers else None,
         }
 
+    def torch_call(self, facts: Facts) -> TorchCall:
+        """The torch module for inputs of these facts' shapes, as its constructor call: what
+        build instantiates and the Python export writes."""
+        raise NotImplementedError
+
     def build(self, facts: Facts):
         """The torch module for inputs of these facts' shapes."""
-        raise NotImplementedError
+        return self.torch_call(facts).instantiate()
+
+    def python_expression(self, facts: Facts, inputs: list[str]) -> str | None:
+        """The layer as an expression in the exported forward over its inputs' Python
+        expressions (`a + b`), for layers without tensors; None: a module (torch_call)."""
+        return None
+
+    def given(self, name: str) -> Given:
+        """The argument `name`, tagged for the export to write as the spec gives it."""
+        return Given(name, getattr(self, name))
 
     @classmethod
     def usage(cls) -> str:

@@ -8,6 +8,7 @@ from typing import Literal
 from .arguments import Probability
 from .base import Facts, Layer, register
 from .geometry import format_shape, Shape
+from .torch_call import Inferred, TorchCall
 
 
 @register
@@ -37,9 +38,11 @@ class LayerScale(Layer):
     def describe(self, facts: Facts) -> str:
         return f"LayerScale({self.settings(format_shape(facts.output))})"
 
-    def build(self, facts: Facts):
-        from .modules import LayerScale as Scale
-        return Scale(facts.output, self.init)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        channels, *ones = facts.output
+        return TorchCall.of("archdsl.layers.modules:LayerScale",
+                            ("shape", (Inferred(channels), *ones)), ("init", self.given("init")),
+                            positional=2)
 
 
 @register
@@ -54,6 +57,6 @@ class StochasticDepth(Layer):
     p: Probability
     mode: Literal["row", "batch"] = "row"
 
-    def build(self, facts: Facts):
-        from torchvision.ops import StochasticDepth
-        return StochasticDepth(self.p, self.mode)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return TorchCall.of("torchvision.ops:StochasticDepth", ("p", self.given("p")),
+                            ("mode", self.given("mode")), positional=2)
