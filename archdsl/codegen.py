@@ -33,17 +33,20 @@ from .layers.torch_call import Given, Inferred, TorchCall
 LINE = 100
 MODULES = Path(__file__).parent / "layers" / "modules.py"
 HELPERS = "archdsl.layers.modules"
-# Attribute names nn.Module has already: a submodule of that name is reached through _modules.
-_MODULE_ATTRIBUTES = frozenset({
-    "add_module", "apply", "bfloat16", "buffers", "children", "compile", "cpu", "cuda", "double",
-    "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state",
-    "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia",
-    "named_buffers", "named_children", "named_modules", "named_parameters", "parameters",
-    "register_backward_hook", "register_buffer", "register_forward_hook",
-    "register_forward_pre_hook", "register_full_backward_hook", "register_module",
-    "register_parameter", "requires_grad_", "set_extra_state", "share_memory", "state_dict",
-    "to", "to_empty", "train", "training", "type", "xpu", "zero_grad", "call_super_init",
-})
+# The public attributes of nn.Sequential (nn.Module's and append, extend, insert, pop), from
+# dir() in torch 2.x: a submodule of such a name is reached through _modules, and an
+# nn.Sequential refuses it.
+_MODULE_ATTRIBUTES = frozenset("""
+    T_destination add_module append apply bfloat16 buffers call_super_init children compile cpu
+    cuda double dump_patches eval extend extra_repr float forward get_buffer get_extra_state
+    get_parameter get_submodule half insert ipu load_state_dict modules mtia named_buffers
+    named_children named_modules named_parameters parameters pop register_backward_hook
+    register_buffer register_forward_hook register_forward_pre_hook register_full_backward_hook
+    register_full_backward_pre_hook register_load_state_dict_post_hook
+    register_load_state_dict_pre_hook register_module register_parameter
+    register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state
+    set_submodule share_memory state_dict to to_empty train training type xpu zero_grad
+""".split())
 _RESERVED = {"self", "x", "nn", "torch", "super", "OrderedDict"}
 
 
@@ -55,7 +58,9 @@ def python_source(analysis: Analysis, class_name: str | None = None) -> str:
 
 def default_class_name(filename: str) -> str:
     """`specs/simple_cnn.spec` -> SimpleCnn."""
-    stem = Path(filename).stem if filename and not filename.startswith("<") else "network"
+    path = Path(filename) if filename and not filename.startswith("<") else Path("network")
+    # a run's spec.spec is named after its run directory
+    stem = path.parent.name if path.name == "spec.spec" and path.parent.name else path.stem
     words = [w for w in re.split(r"[^0-9A-Za-z]+", stem) if w]
     name = "".join(w[:1].upper() + w[1:] for w in words) or "Network"
     return name if name[0].isalpha() else "Network" + name
@@ -230,15 +235,21 @@ class _Writer:
         for child in tree.children:
             if isinstance(child, _Tree):
                 relative = prefix + _relative(child.name, tree.name)
-                if self._closed(child):
+                modules = self._has_modules(child)
+                if self._closed(child) and modules:
                     units.append((relative, child))
                 else:
-                    if containers is not None:
+                    if containers is not None and modules:
                         containers.append(relative)
                     units += self._units(child, relative + ".", containers)
             else:
                 units.append((prefix + _relative(self.nodes[child].name, tree.name), child))
         return units
+
+    def _has_modules(self, tree: _Tree) -> bool:
+        """Whether a layer inside is a module, not an expression of forward (`a + b`)."""
+        return any(self.nodes[i].layer.python_expression(self.rows[i].facts, ["x", "y"]) is None
+                   for i in tree.nodes)
 
     def _sequential(self, tree: _Tree) -> bool:
         """A group whose units form a plain chain of modules: an nn.Sequential."""
@@ -248,14 +259,14 @@ class _Writer:
         if len(externals) != 1:
             return False
         previous = externals[0]
-        for _, unit in self._units(tree):
+        for name, unit in self._units(tree):
             if isinstance(unit, _Tree):
-                if self._externals(unit) != [previous]:
+                if self._externals(unit) != [previous] or not _plain_attribute(name):
                     return False
                 previous = self.nodes[unit.nodes[-1]].name
                 continue
             node = self.nodes[unit]
-            if node.inputs != (previous,) or node.layer.frozen or \
+            if node.inputs != (previous,) or node.layer.frozen or not _plain_attribute(name) or \
                     node.layer.python_expression(self.rows[unit].facts, ["x"]) is not None:
                 return False
             previous = node.name
@@ -500,13 +511,13 @@ class _Writer:
             candidates = []
             if slot.hint is not None:
                 candidates.append(_renamed(slot.hint, renames))
-            if slot.channels_of is not None:
+            if slot.channels_of is not None and channels(slot.channels_of) is not None:
                 candidates.append(channels(slot.channels_of))
             if all(_same(v, values[0]) for v in values):
-                candidates.append(values[0])
+                candidates.append(values[0])  # a constant, None included
             candidates += candidates_base
-            chosen = next((c for c in candidates if c is not None and fits(c, values)), None)
-            if chosen is None:  # no expression gives every instance's value: a parameter
+            chosen = next((c for c in candidates if fits(c, values)), _MISSING)
+            if chosen is _MISSING:  # no expression gives every instance's value: a parameter
                 extra = _python_name(slot.name, taken | set(params))
                 params.append(extra)
                 keys.append(("extra", extra))
@@ -614,8 +625,15 @@ class _Writer:
         if definition is None:
             return None
         params = ", ".join(p.name for p in definition.parameters)
-        return f"The spec's def {definition.name}({params})." if params else \
-            f"The spec's def {definition.name}."
+        if not params:
+            return f"The spec's def {definition.name}."
+        # parameters the class does without: the same in all its instances (a repeat count)
+        fixed = [f"{k}={_literal(v)}" for k, v in klass.bodies[0].env.items()
+                 if k not in klass.keys and isinstance(v, (int, float))
+                 and all(_same(b.env.get(k), v) for b in klass.bodies)]
+        for_which = f" with {', '.join(fixed)}" if fixed and len(
+            self.classes.get(("definition", definition.name), [])) > 1 else ""
+        return f"The spec's def {definition.name}({params}){for_which}."
 
     def _class_text(self, klass: _Class, top: bool = False) -> str:
         body = klass.bodies[0]
@@ -643,6 +661,7 @@ class _Writer:
 
 
 _INPUT_CHANNELS = ("input channels",)
+_MISSING = object()
 
 
 class _ClassWriter:
@@ -980,11 +999,16 @@ def _python_name(word: str, taken: set[str]) -> str:
     return name
 
 
+def _plain_attribute(name: str) -> bool:
+    """A name a submodule can have as an attribute (and in an nn.Sequential)."""
+    return name.isidentifier() and not keyword.iskeyword(name) and \
+        name not in _MODULE_ATTRIBUTES
+
+
 def _attribute(owner: str, path: str) -> str:
     text = owner
     for part in path.split("."):
-        if part.isidentifier() and not keyword.iskeyword(part) and \
-                part not in _MODULE_ATTRIBUTES:
+        if _plain_attribute(part):
             text += "." + part
         else:
             text += f'._modules["{part}"]'
