@@ -13,6 +13,7 @@ import torch
 import archdsl
 from archdsl.codegen import default_class_name, python_source
 from archdsl.compiler import build
+from archdsl.layers import layer_names
 from conftest import SPECS
 
 # The smallest inputs the specs take (archdsl sweep): the forward passes stay cheap on 2 cores.
@@ -224,11 +225,42 @@ def test_merges_of_three_branches_and_nested_products():
     assert_same_outputs(network, model)
 
 
-def test_one_dimensional_and_flat_inputs():
-    for text in ["input 2x32\nConv(4, 5, s=2) -> BatchNorm -> MaxPool(2) -> Flatten -> Linear(3)",
-                 "input 784\nLinear(64) -> LayerNorm -> GELU -> Dropout(0.1) -> Linear(10)"]:
-        network, model, _ = exported(text)
-        assert_same_outputs(network, model)
+def test_flat_inputs():
+    network, model, _ = exported("input 784\n"
+                                 "Linear(64) -> LayerNorm -> GELU -> Dropout(0.1) -> Linear(10)")
+    assert_same_outputs(network, model)
+
+
+# With the shipped specs, these write every registered layer, most with arguments that differ
+# from PyTorch's defaults, at 1, 2 and 3 spatial axes.
+EVERY_LAYER = [
+    """input 3x16x16
+Conv(8, 3, p=(1, 1)) -> GroupNorm(2, eps=0.001) -> PReLU(per_channel=true, init=0.1)
+  -> Upsample(2, mode=bilinear) -> InstanceNorm(affine=true) -> LeakyReLU(0.2) -> ELU(alpha=0.5)
+  -> Hardtanh(min=-2.0, max=2.0) -> ReLU6 -> Mish -> Tanh -> SiLU -> Hardswish -> Hardsigmoid
+  -> AvgPool(2, s=1, p=1, count_include_pad=false, ceil_mode=true) -> MaxPool(3, s=2, p=1)
+  -> ConvTranspose(4, 3, s=2, p=1, output_padding=1) -> ChannelShuffle(2)
+  -> GELU(approximate=tanh) -> Dropout(0.3) -> Softmax(dim=1)""",
+    """input 2x8x8x8
+Conv(4, 3, p=same, bias=false) -> BatchNorm(momentum=0.2, eps=0.001) -> Upsample((1, 2, 2))
+  -> AvgPool(2) -> LayerNorm(eps=1e-6, bias=false) -> LayerScale(0.5) * [Linear(4, pointwise=true)]
+  -> StochasticDepth(0.1, mode=batch) -> GlobalAvgPool -> Linear(3, bias=false) -> Sigmoid""",
+    """input 2x32
+Conv(4, 5, s=2) -> BatchNorm -> MaxPool(2) -> Chunk(1, chunks=2) -> Flatten -> Linear(3)""",
+]
+
+
+@pytest.mark.parametrize("text", EVERY_LAYER, ids=["2d", "3d", "1d"])
+def test_layers_with_their_arguments(text):
+    network, model, _ = exported(text)
+    assert_same_outputs(network, model)
+
+
+def test_every_registered_layer_is_exported_by_some_test():
+    written = set()
+    for text in [spec.read_text() for spec in SPECS] + EVERY_LAYER:
+        written |= {row.type for row in archdsl.analyze(text).rows}
+    assert written == set(layer_names())
 
 
 def test_class_names():
