@@ -236,49 +236,26 @@ class _ClassWriter:
         return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
 
     def forward_lines(self, externals: list[str]) -> list[str]:
+        """forward's statements, one per unit, in the spec's order. An Identity is its input;
+        a branch read only by the merge after it is written into the merge
+        (`self.body(x) + self.shortcut(x)`), and a merge read only by the next call into that
+        call (`self.relu(...)`). A value goes to `x` where it is read once and `x` holds
+        nothing still to be read, else to a variable named after its unit (`enc1`)."""
         units = self.body.units
         readers: dict[str, list[int]] = {}
         for i, (_, _, _, inputs) in enumerate(units):
             for ref in inputs:
                 readers.setdefault(ref, []).append(i)
         last = units[-1][0]
-        alias = {}
-        for i, (name, kind, detail, inputs) in enumerate(units):
-            if detail[0] == "expression" and detail[1] == "{0}":
-                alias[name] = inputs[0]
+        alias = {name: inputs[0] for name, _, detail, inputs in units
+                 if detail[0] == "expression" and detail[1] == "{0}"}
 
         def resolve_alias(ref):
             while ref in alias:
                 ref = alias[ref]
             return ref
 
-        def merge(detail):
-            return detail[0] == "expression" and detail[1] != "{0}" and \
-                re.search(r"\{1\}", detail[1]) is not None
-
-        inlined: dict[int, int] = {}  # unit -> the unit its expression is written into
-        for m, (name, kind, detail, inputs) in enumerate(units):
-            if not merge(detail):
-                continue
-            for j in range(m - 1, -1, -1):
-                unit_name = units[j][0]
-                if unit_name in alias:
-                    continue
-                if readers.get(unit_name, []) == [m] and unit_name != last and \
-                        not merge(units[j][2]):
-                    inlined[j] = m
-                else:
-                    break
-        for m, (name, kind, detail, inputs) in enumerate(units):
-            if not merge(detail) or name == last:
-                continue
-            users = readers.get(name, [])
-            nxt = m + 1
-            while nxt < len(units) and units[nxt][0] in alias:
-                nxt += 1
-            if users == [nxt] and units[nxt][2][0] != "expression" and \
-                    len(units[nxt][3]) == 1:
-                inlined[m] = nxt
+        inlined = self._inlined(units, readers, alias, last)
         texts: dict[str, str] = {f"@{k}": e for k, e in enumerate(externals)}
         holder = {"x": "@0"}
         # the last statement that reads each value (inlined reads count where they land)
@@ -327,6 +304,37 @@ class _ClassWriter:
             lines += layout(f"        {target} = ", text, comment)
         lines.append(f"        return {texts[resolve_alias(last)]}")
         return lines
+
+
+    @staticmethod
+    def _inlined(units, readers, alias, last) -> dict[int, int]:
+        """unit -> the unit whose statement its expression is written into."""
+        inlined: dict[int, int] = {}
+        for m, (name, _, detail, _) in enumerate(units):
+            if not _merge(detail):
+                continue
+            for j in range(m - 1, -1, -1):  # the branches just before the merge
+                unit_name = units[j][0]
+                if unit_name in alias:
+                    continue
+                if readers.get(unit_name, []) != [m] or unit_name == last or \
+                        _merge(units[j][2]):
+                    break
+                inlined[j] = m
+            if name == last:
+                continue
+            following = m + 1
+            while following < len(units) and units[following][0] in alias:
+                following += 1
+            if readers.get(name, []) == [following] and \
+                    units[following][2][0] != "expression" and len(units[following][3]) == 1:
+                inlined[m] = following
+        return inlined
+
+
+def _merge(detail) -> bool:
+    """A unit written as an expression over two inputs or more (`a + b`, torch.cat)."""
+    return detail[0] == "expression" and "{1}" in detail[1]
 
 
 def _spatial(values, inputs, axis: int, rank: int, klass) -> str:
