@@ -100,6 +100,8 @@ def test_every_exported_file_imports_only_torch(shipped):
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
 def test_every_shipped_spec_loads_the_state_dict_and_gives_the_outputs(spec):
     network, model, _ = exported(spec.read_text(), str(spec), small_input(spec))
+    # in the same order too, which loading a foreign state_dict by order relies on
+    assert list(model.state_dict()) == list(network.state_dict())
     assert_same_outputs(network, model)
 
 
@@ -206,11 +208,23 @@ def test_names_that_python_or_nn_module_has_taken():
 
 
 def test_a_result_read_from_inside_a_group_opens_the_group():
-    # `a` is read after its group ends: the group is a container, its layers reached through it.
+    # `a` is read after its group ends: the group is a container, its layers reached through it,
+    # made where the compiled network makes it, so the state_dicts list their tensors alike.
     network, model, source = exported("input 1x8x8\n"
-                                      "[Conv(4, 3, p=1) as a -> ReLU] -> Concat(a) -> Conv(2, 1)")
+                                      "Conv(2, 1) -> [Conv(4, 3, p=1) as a -> ReLU] -> Concat(a)\n"
+                                      "  -> Conv(2, 1)")
     assert "self.block = nn.Module()" in source and "x = self.block.a(x)" in source
+    assert list(model.state_dict()) == list(network.state_dict())
     assert_same_outputs(network, model)
+
+
+def test_writing_the_source_imports_no_torch():
+    code = ("import sys, archdsl\n"
+            "from archdsl.codegen import python_source\n"
+            f"python_source(archdsl.analyze(open({str(SPECS[-1])!r}).read()))\n"
+            "assert 'torch' not in sys.modules, 'writing the source imported torch'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_merges_of_three_branches_and_nested_products():

@@ -175,12 +175,16 @@ class _ClassWriter:
         return "×".join(parts)
 
     def init_lines(self) -> list[str]:
-        lines = []
-        for container in self.body.containers:
-            lines.append(f"        {attribute('self', container)} = nn.Module()")
+        """A line per module, in the compiled network's order (so its state_dict's order); a
+        container just before the first module inside it."""
+        lines, made = [], set()
         for name, kind, detail, _ in self.body.units:
             if detail[0] == "expression":
                 continue
+            for container in self.body.containers:
+                if name.startswith(container + ".") and container not in made:
+                    made.add(container)
+                    lines.append(f"        {attribute('self', container)} = nn.Module()")
             target = attribute("self", name)
             comment = self.shape(name)
             lines += layout(f"        {target} = ", self.module(detail, name, 8), comment)
