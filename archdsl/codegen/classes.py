@@ -303,9 +303,11 @@ class Classes(Scopes):
         klass = WrittenClass(name, params, keys, bodies, [], {})
         candidates_base = [Name(p) for p in params] + pool
         # The input's channels as the parameter that gives them in every instance, where one
-        # does (SE(c, sq) reads c channels), else a parameter of their own.
-        same = next((p for p in params[1:] if all(same_value(env[p], env[params[0]])
-                                                  for env in envs)), params[0])
+        # does (SE(c, sq) reads c channels), else a parameter of their own; not from one
+        # value, which may agree by chance (a kernel of 3 on 3 channels).
+        varied = len({env[params[0]] for env in envs}) > 1
+        same = next((p for p in params[1:] if varied and all(same_value(env[p], env[params[0]])
+                                                             for env in envs)), params[0])
         channel_cache: dict = {"@0": Name(same)}
 
         def fits(expression, values) -> bool:
