@@ -56,7 +56,6 @@ class WrittenClass:
     envs: list = field(default_factory=list)  # per instance: parameter -> value
 
 
-
 class Classes(Scopes):
     """The classes of the file and, per scope written as one, its class and arguments."""
 
@@ -64,60 +63,19 @@ class Classes(Scopes):
         super().__init__(analysis)
         self.class_name = class_name
         spec = analysis.spec
-        self.calls: dict = {}
-        self.groups: dict = {}
-        self.pools: dict = {}
-        if spec is not None:
-            for definition in spec.definitions:
-                self._walk(definition.body.body, definition.name)
-                self.pools.setdefault(definition.name, [])
-                self._operations(definition.body.body, self.pools[definition.name])
-                for parameter in definition.parameters:
-                    collect_operations(parameter.default, self.pools[definition.name])
-            self._walk(spec.body, None)
-            self.definitions = {d.name: d for d in spec.definitions}
-        else:
-            self.definitions = {}
+        self.definitions = {d.name: d for d in spec.definitions} if spec else {}
+        bodies = [spec.body, *(d.body.body for d in spec.definitions)] if spec else []
+        steps = [step for body in bodies for step in _steps(body)]
+        self.calls = {step.span: step for step in steps if isinstance(step, Call)}
+        self.groups = {step.span: step for step in steps if isinstance(step, (Group, Repeat))}
+        # the arithmetic a definition writes: candidates for the values of its class
+        self.pools = {d.name: _operations(d.body.body, [p.default for p in d.parameters])
+                      for d in self.definitions.values()}
         self.classes: dict = {}  # class key -> [WrittenClass]
         self.instance_of: dict = {}  # tree name -> (WrittenClass, values)
         self.names_taken = {class_name, "LayerScale", "ChannelLayerNorm", "PointwiseLinear",
                             "StochasticDepth", "OrderedDict"}
         self.uses: set[str] = set()  # constructors and helpers the file needs
-
-    # -- the spec's source ---------------------------------------------------------------------
-
-    def _walk(self, step, definition: str | None):
-        if isinstance(step, Chain):
-            for s in step.steps:
-                self._walk(s, definition)
-        elif isinstance(step, Call):
-            self.calls[step.span] = step
-        elif isinstance(step, Group):
-            self.groups[step.span] = (step, definition)
-            self._walk(step.body, definition)
-        elif isinstance(step, Repeat):
-            self.groups[step.span] = (step, definition)
-            self._walk(step.body, definition)
-        elif isinstance(step, Named):
-            self._walk(step.body, definition)
-        elif isinstance(step, Parallel):
-            for b in step.branches:
-                self._walk(b, definition)
-
-    def _operations(self, step, pool: list):
-        if isinstance(step, Chain):
-            for s in step.steps:
-                self._operations(s, pool)
-        elif isinstance(step, Call):
-            for argument in step.arguments:
-                collect_operations(argument.value, pool)
-        elif isinstance(step, (Group, Named)):
-            self._operations(step.body, pool)
-        elif isinstance(step, Repeat):
-            self._operations(step.body, pool)
-        elif isinstance(step, Parallel):
-            for b in step.branches:
-                self._operations(b, pool)
 
     # -- describing one instance ---------------------------------------------------------------
 
@@ -388,11 +346,7 @@ class Classes(Scopes):
         return klass
 
     def _group_pool(self, span) -> list:
-        found = self.groups.get(span)
-        pool: list = []
-        if found is not None:
-            self._operations(found[0], pool)
-        return pool
+        return _operations(self.groups[span]) if span in self.groups else []
 
     def _parameterise_root(self, body: Instance) -> WrittenClass:
         klass = WrittenClass(self.class_name, [], [], [body], [], {})
@@ -410,6 +364,34 @@ class Classes(Scopes):
 _INPUT_CHANNELS = ("input channels",)
 _MISSING = object()
 
+
+
+def _steps(step):
+    """The step and every step inside it."""
+    yield step
+    if isinstance(step, Chain):
+        children = step.steps
+    elif isinstance(step, (Group, Named, Repeat)):
+        children = (step.body,)
+    elif isinstance(step, Parallel):
+        children = step.branches
+    else:
+        children = ()
+    for child in children:
+        yield from _steps(child)
+
+
+def _operations(step, more=()) -> list:
+    """The arithmetic (`c*4`, `k//2`) in the arguments of the calls inside `step`, and in
+    `more`, each once."""
+    pool: list = []
+    for inner in _steps(step):
+        if isinstance(inner, Call):
+            for argument in inner.arguments:
+                collect_operations(argument.value, pool)
+    for value in more:
+        collect_operations(value, pool)
+    return pool
 
 
 def _unit_hints(body: Instance, unit) -> list:
