@@ -59,10 +59,14 @@ class Writer(Classes):
         imports.append("from torch import nn")
         if "torchvision.ops:StochasticDepth" in self.uses:
             imports.append("from torchvision.ops import StochasticDepth")
-        docstring = (f'"""{Path(self.analysis.name).name} as PyTorch code, written by archdsl '
-                     f'export."""')
+        docstring = f'"""{self._spec_name()} as PyTorch code, written by archdsl export."""'
         blocks = [docstring + "\n" + "\n".join(imports)] + [text]
         return "\n\n\n".join(blocks) + "\n"
+
+    def _spec_name(self) -> str:
+        """The spec's file name; `The spec` for one without a file (standard input)."""
+        name = self.analysis.name
+        return "The spec" if not name or name.startswith("<") else Path(name).name
 
     def _order_classes(self, classes: list[WrittenClass]) -> list[WrittenClass]:
         """Each class after the classes it builds."""
@@ -122,7 +126,7 @@ class Writer(Classes):
             lines += [f'    """{header}"""', ""]
         if top:
             shape = "×".join(map(str, self.analysis.input))
-            lines.append(f'    """{Path(self.analysis.name).name}: input N×{shape}, output '
+            lines.append(f'    """{self._spec_name()}: input N×{shape}, output '
                          f'N×{"×".join(map(str, self.analysis.output))}."""')
             lines.append("")
         params = "".join(", " + p for p in klass.params)
