@@ -147,6 +147,15 @@ def test_resnet50_reads_as_a_person_writes_it(shipped):
     assert len(text.splitlines()) < 120
 
 
+def test_definition_defaults_are_the_classes(shipped):
+    # def ConvBN(c, k, s=1, g=1): the call ConvBN(x, 1) leaves s and g out, as the spec does
+    text = shipped["efficientnet_b0"].read_text()
+    assert '"""The spec\'s def ConvBN(c, k, s=1, g=1)."""' in text
+    assert "    def __init__(self, in_channels, c, k, s=1, g=1):\n" in text
+    assert "self.convbn1 = ConvBN(in_channels, x_, 1)  # x_×H×W" in text  # MBConv's expansion
+    assert "self.convbn = ConvBN(c, c, k, s, c)" in text  # Depthwise's, with every argument
+
+
 def test_a_value_no_expression_gives_becomes_a_parameter():
     # ceil(C/3) channels after the chunk are no expression over B's parameters: the conv's
     # input channels are a parameter of their own, 4 in one instance and 8 in the other.

@@ -54,6 +54,7 @@ class WrittenClass:
     expressions: list  # per slot
     channels: dict  # relative value name -> expression or None
     envs: list = field(default_factory=list)  # per instance: parameter -> value
+    defaults: dict = field(default_factory=dict)  # parameter -> its default, at the end
 
 
 class Classes(Scopes):
@@ -337,6 +338,7 @@ class Classes(Scopes):
         kept = [i for i, p in enumerate(params) if p in used]
         klass.params = [params[i] for i in kept]
         klass.keys = [keys[i] for i in kept]
+        klass.defaults = self._defaults(klass, key)
         for ref in bodies[0].info:
             channels(ref)
         klass.channels = channel_cache
@@ -344,6 +346,21 @@ class Classes(Scopes):
         for body, env in zip(bodies, envs):
             self.instance_of[body.tree.name] = (klass, [env[p] for p in klass.params])
         return klass
+
+    def _defaults(self, klass: WrittenClass, key) -> dict:
+        """The definition's literal defaults (`s=1` of `def ConvBN(c, k, s=1)`) for the
+        parameters at the end of __init__'s, which Python lets have them."""
+        definition = self.definitions.get(key[1]) if key[0] == "definition" else None
+        if definition is None:
+            return {}
+        given = {p.name: p.default for p in definition.parameters if p.has_default
+                 and isinstance(p.default, (int, float, str)) and not isinstance(p.default, Name)}
+        defaults = {}
+        for param, k in reversed(list(zip(klass.params, klass.keys))):
+            if not isinstance(k, str) or k not in given:
+                break
+            defaults[param] = given[k]
+        return dict(reversed(list(defaults.items())))
 
     def _group_pool(self, span) -> list:
         return _operations(self.groups[span]) if span in self.groups else []

@@ -106,7 +106,9 @@ class Writer(Classes):
         definition = self.definitions.get(record.source)
         if definition is None:
             return None
-        params = ", ".join(p.name for p in definition.parameters)
+        words = {p.name for p in definition.parameters}
+        params = ", ".join(p.name + (f"={render(p.default, words)}" if p.has_default else "")
+                           for p in definition.parameters)
         if not params:
             return f"The spec's def {definition.name}."
         # parameters the class does without: the same in all its instances (a repeat count)
@@ -129,7 +131,8 @@ class Writer(Classes):
             lines.append(f'    """{self._spec_name()}: input N×{shape}, output '
                          f'N×{"×".join(map(str, self.analysis.output))}."""')
             lines.append("")
-        params = "".join(", " + p for p in klass.params)
+        params = "".join(", " + p + (f"={literal(klass.defaults[p])}" if p in klass.defaults
+                                     else "") for p in klass.params)
         lines.append(f"    def __init__(self{params}):")
         lines.append("        super().__init__()")
         lines += writer.init_lines()
@@ -202,7 +205,11 @@ class _ClassWriter:
             return self.call(detail[1])
         if detail[0] == "class":
             klass = self.class_named(detail[1])
-            return (f"{klass.name}(", [self.expression() for _ in klass.params], ")")
+            arguments = [self.expression() for _ in klass.params]
+            while arguments and klass.params[len(arguments) - 1] in klass.defaults and \
+                    arguments[-1] == literal(klass.defaults[klass.params[len(arguments) - 1]]):
+                arguments.pop()  # as the spec leaves it out
+            return (f"{klass.name}(", arguments, ")")
         entries = []
         for inner_name, _, inner_detail, _ in detail[1]:
             entry = self.module(inner_detail, inner_name, indent + 4)
