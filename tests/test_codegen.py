@@ -156,6 +156,17 @@ def test_definition_defaults_are_the_classes(shipped):
     assert "self.convbn = ConvBN(c, c, k, s, c)" in text  # Depthwise's, with every argument
 
 
+def test_a_default_computed_from_other_parameters():
+    # S calls B(c): B's d is its default c*2, in S's words
+    network, model, source = exported("input 3x8x8\n"
+                                      "def B(c, d=c*2) = [Conv(d, 1) -> Conv(c, 1)]\n"
+                                      "def S(c) = [B(c) -> Conv(c, 1)]\n"
+                                      "B(4) -> B(8, d=3) -> S(4) -> S(6)")
+    assert "self.b = B(in_channels, c, c * 2)" in source
+    assert "self.b2 = B(4, 8, 3)" in source and "self.s2 = S(4, 6)" in source
+    assert_same_outputs(network, model)
+
+
 def test_a_value_no_expression_gives_becomes_a_parameter():
     # ceil(C/3) channels after the chunk are no expression over B's parameters: the conv's
     # input channels are a parameter of their own, 4 in one instance and 8 in the other.

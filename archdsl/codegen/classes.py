@@ -187,12 +187,7 @@ class Classes(Scopes):
             call = self.calls.get(record.call)
             definition = self.definitions.get(record.source)
             if call is not None and definition is not None:
-                names = [p.name for p in definition.parameters]
-                for index, argument in enumerate(call.arguments):
-                    given = names[index] if argument.keyword is None and index < len(names) \
-                        else argument.keyword
-                    if given == key:
-                        return Slot(value, param, hint=argument.value)
+                return Slot(value, param, hint=_call_expressions(definition, call).get(key))
             return Slot(value, param)
         return Slot(value, param, hint=Name(key) if isinstance(key, str) else None)
 
@@ -409,6 +404,35 @@ def _operations(step, more=()) -> list:
     for value in more:
         collect_operations(value, pool)
     return pool
+
+
+def _call_expressions(definition, call) -> dict:
+    """A definition's parameters as the call's expressions: those given, and the defaults of
+    the others in their terms (B(c) of `def B(c, d=c*2)` gives d the call's c*2)."""
+    names = [p.name for p in definition.parameters]
+    given = {}
+    for index, argument in enumerate(call.arguments):
+        name = names[index] if argument.keyword is None and index < len(names) \
+            else argument.keyword
+        given[name] = argument.value
+    expressions: dict = {}
+    for parameter in definition.parameters:
+        if parameter.name in given:
+            expressions[parameter.name] = given[parameter.name]
+        elif parameter.has_default:
+            expressions[parameter.name] = _substituted(parameter.default, expressions)
+    return expressions
+
+
+def _substituted(value, expressions: dict):
+    if isinstance(value, Name):
+        return expressions.get(str(value), value)
+    if isinstance(value, Operation):
+        return Operation(value.operator, tuple(_substituted(v, expressions)
+                                               for v in value.operands), value.span)
+    if isinstance(value, tuple):
+        return tuple(_substituted(v, expressions) for v in value)
+    return value
 
 
 def _unit_hints(body: Instance, unit) -> list:
