@@ -3,7 +3,9 @@
 A layer is a frozen dataclass: its fields are its DSL arguments (positional fields first), their
 annotations say what values are allowed, and its methods resolve, once per input shape, its
 Facts (output shape, parameters, buffers, MACs, receptive-field window, description), explain
-that arithmetic and build the torch module from those facts, all in one place.
+that arithmetic and state the torch module for those facts as a constructor call in plain data
+(torch_call: what build instantiates and the Python export writes), all in one place. Layers
+without tensors that the export writes into forward (`a + b`) say how (python_expression).
 """
 from __future__ import annotations
 
