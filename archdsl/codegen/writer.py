@@ -341,7 +341,8 @@ class _ClassWriter:
             following = m + 1
             while following < len(units) and units[following][0] in alias:
                 following += 1
-            if readers.get(name, []) == [following] and \
+            # into a layer that follows (an activation: self.relu(a + b)), not into a block
+            if readers.get(name, []) == [following] and units[following][1] == "leaf" and \
                     units[following][2][0] != "expression" and len(units[following][3]) == 1:
                 inlined[m] = following
         return inlined
