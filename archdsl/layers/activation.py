@@ -3,39 +3,71 @@ slopes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ..errors import ArgumentError
 from .base import Facts, Layer, register
 from .geometry import Shape
+from .torch_call import Inferred, TorchCall
 
 
 class _Elementwise(Layer):
-    """Builds torch.nn.<same name>(**arguments)."""
+    """Builds torch.nn.<same name>(keyword=argument, ...)."""
 
     kind = "activation"
+    elementwise = True
+    # (torch's keyword, this layer's field, torch's default); None: always written
+    _torch_keywords: ClassVar[tuple[tuple[str, str, object], ...]] = ()
 
-    def _torch_arguments(self) -> dict:
-        return {}
-
-    def build(self, facts: Facts):
-        from torch import nn
-        return getattr(nn, self.dsl_name)(**self._torch_arguments())
-
-
-def _plain(name: str, doc: str) -> type[Layer]:
-    return register(dataclass(frozen=True)(type(name, (_Elementwise,), {"__doc__": doc})))
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return TorchCall.of(f"torch.nn:{self.dsl_name}",
+                            *((keyword, self.given(name)) for keyword, name, _ in
+                              self._torch_keywords),
+                            **{keyword: default for keyword, _, default in self._torch_keywords
+                               if default is not None})
 
 
-ReLU = _plain("ReLU", "max(0, x).")
-ReLU6 = _plain("ReLU6", "min(max(0, x), 6).")
-SiLU = _plain("SiLU", "x · sigmoid(x), also called swish.")
-Sigmoid = _plain("Sigmoid", "1 / (1 + exp(−x)).")
-Tanh = _plain("Tanh", "Hyperbolic tangent.")
-Identity = _plain("Identity", "Passes its input through unchanged.")
-Hardswish = _plain("Hardswish", "x · ReLU6(x + 3) / 6, MobileNetV3's cheap swish.")
-Hardsigmoid = _plain("Hardsigmoid", "ReLU6(x + 3) / 6, MobileNetV3's cheap sigmoid.")
-Mish = _plain("Mish", "x · tanh(softplus(x)).")
+def _plain(name: str, doc: str, functions: dict[str, tuple[str, ...]],
+           **attributes) -> type[Layer]:
+    """A layer built as torch.nn.<name>() and imported from it or from `functions`."""
+    return register(dataclass(frozen=True)(type(name, (_Elementwise,), {
+        "__doc__": doc, "torch_modules": (name,), "torch_functions": functions,
+        **attributes})))
+
+
+def _functional(name: str, inplace: bool = True) -> dict[str, tuple[str, ...]]:
+    """torch.nn.functional.<name>(x, inplace=False)."""
+    return {f"torch.nn.functional.{name}": ("inplace",) if inplace else ()}
+
+
+def _everywhere(name: str) -> dict[str, tuple[str, ...]]:
+    """torch.<name>(x), x.<name>() and torch.nn.functional.<name>(x)."""
+    return {f"torch.{name}": (), f"Tensor.{name}": (), f"torch.nn.functional.{name}": ()}
+
+
+ReLU = _plain("ReLU", "max(0, x).", {**_functional("relu"), "torch.relu": (),
+                                      "Tensor.relu": ()})
+ReLU6 = _plain("ReLU6", "min(max(0, x), 6).", _functional("relu6"))
+SiLU = _plain("SiLU", "x · sigmoid(x), also called swish.", _functional("silu"))
+Sigmoid = _plain("Sigmoid", "1 / (1 + exp(−x)).", _everywhere("sigmoid"))
+Tanh = _plain("Tanh", "Hyperbolic tangent.", _everywhere("tanh"))
+Hardswish = _plain("Hardswish", "x · ReLU6(x + 3) / 6, MobileNetV3's cheap swish.",
+                   _functional("hardswish"))
+Hardsigmoid = _plain("Hardsigmoid", "ReLU6(x + 3) / 6, MobileNetV3's cheap sigmoid.",
+                     _functional("hardsigmoid"))
+Mish = _plain("Mish", "x · tanh(softplus(x)).", _functional("mish"))
+
+
+@register
+@dataclass(frozen=True)
+class Identity(_Elementwise):
+    """Passes its input through unchanged."""
+
+    torch_modules = ("Identity",)
+    passes_through = True
+
+    def python_expression(self, facts: Facts, inputs: list[str]) -> str:
+        return inputs[0]
 
 
 @register
@@ -43,10 +75,12 @@ Mish = _plain("Mish", "x · tanh(softplus(x)).")
 class LeakyReLU(_Elementwise):
     """max(0, x) + slope · min(0, x)."""
 
-    slope: float = 0.01
+    torch_keywords = {"negative_slope": "slope"}
+    torch_modules = ("LeakyReLU",)
+    torch_functions = {"torch.nn.functional.leaky_relu": ("negative_slope", "inplace")}
 
-    def _torch_arguments(self) -> dict:
-        return {"negative_slope": self.slope}
+    slope: float = 0.01
+    _torch_keywords = (("negative_slope", "slope", 0.01),)
 
 
 @register
@@ -54,10 +88,11 @@ class LeakyReLU(_Elementwise):
 class ELU(_Elementwise):
     """x where x > 0, else alpha · (exp(x) − 1)."""
 
-    alpha: float = 1.0
+    torch_modules = ("ELU",)
+    torch_functions = {"torch.nn.functional.elu": ("alpha", "inplace")}
 
-    def _torch_arguments(self) -> dict:
-        return {"alpha": self.alpha}
+    alpha: float = 1.0
+    _torch_keywords = (("alpha", "alpha", 1.0),)
 
 
 @register
@@ -66,6 +101,8 @@ class Hardtanh(_Elementwise):
     """x clamped to [min, max]."""
 
     torch_keywords = {"min_val": "min", "max_val": "max"}
+    torch_modules = ("Hardtanh",)
+    torch_functions = {"torch.nn.functional.hardtanh": ("min_val", "max_val", "inplace")}
 
     min: float = -1.0
     max: float = 1.0
@@ -75,8 +112,7 @@ class Hardtanh(_Elementwise):
             raise ArgumentError(f"Hardtanh: max {self.max} must be greater than min {self.min} "
                                 f"(PyTorch refuses it otherwise)", argument="max")
 
-    def _torch_arguments(self) -> dict:
-        return {"min_val": self.min, "max_val": self.max}
+    _torch_keywords = (("min_val", "min", -1.0), ("max_val", "max", 1.0))
 
 
 @register
@@ -89,6 +125,8 @@ class PReLU(_Elementwise):
     # PyTorch's count of slopes is 1 or the channels; archdsl reads the channels from the input.
     torch_keywords = {"num_parameters": lambda n: ("per_channel", n != 1)}
     torch_positional = ("num_parameters", "init")
+    torch_modules = ("PReLU",)
+    elementwise = False  # its slopes are per channel: the channels must be on axis 1
 
     per_channel: bool = False
     init: float = 0.25
@@ -96,9 +134,11 @@ class PReLU(_Elementwise):
     def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
         return {"weight": (shape[0] if self.per_channel else 1,)}
 
-    def build(self, facts: Facts):
-        from torch import nn
-        return nn.PReLU(dict(facts.parameters)["weight"][0], self.init)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        slopes = dict(facts.parameters)["weight"][0]
+        return TorchCall.of("torch.nn:PReLU",
+                            ("num_parameters", Inferred(slopes) if self.per_channel else 1),
+                            ("init", self.given("init")), num_parameters=1, init=0.25)
 
 
 @register
@@ -106,10 +146,11 @@ class PReLU(_Elementwise):
 class GELU(_Elementwise):
     """Gaussian error linear unit, exact or with the tanh approximation."""
 
-    approximate: Literal["none", "tanh"] = "none"
+    torch_modules = ("GELU",)
+    torch_functions = {"torch.nn.functional.gelu": ("approximate",)}
 
-    def _torch_arguments(self) -> dict:
-        return {"approximate": self.approximate}
+    approximate: Literal["none", "tanh"] = "none"
+    _torch_keywords = (("approximate", "approximate", "none"),)
 
 
 @register
@@ -118,6 +159,11 @@ class Softmax(_Elementwise):
     """Softmax along `dim`, counted as in PyTorch with the batch axis as 0."""
 
     probabilities = True
+    elementwise = False
+    torch_modules = ("Softmax",)
+    torch_functions = {"torch.nn.functional.softmax": ("dim", "_stacklevel", "dtype"),
+                       "torch.softmax": ("dim", "dtype"), "Tensor.softmax": ("dim", "dtype")}
+    torch_fixed = {"dtype": None}
 
     dim: int = 1
 
@@ -127,5 +173,4 @@ class Softmax(_Elementwise):
                                 f"{len(shape)}-axis input (1 to {len(shape)}; 0 is the batch)")
         return shape
 
-    def _torch_arguments(self) -> dict:
-        return {"dim": self.dim}
+    _torch_keywords = (("dim", "dim", None),)

@@ -3,7 +3,9 @@
 A layer is a frozen dataclass: its fields are its DSL arguments (positional fields first), their
 annotations say what values are allowed, and its methods resolve, once per input shape, its
 Facts (output shape, parameters, buffers, MACs, receptive-field window, description), explain
-that arithmetic and build the torch module from those facts, all in one place.
+that arithmetic and state the torch module for those facts as a constructor call in plain data
+(torch_call: what build instantiates and the Python export writes), all in one place. Layers
+without tensors that the export writes into forward (`a + b`) say how (python_expression).
 """
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ import functools
 from typing import Callable, ClassVar
 
 from ..errors import ArgumentError, UnknownLayerError
+from . import importing
 from .arguments import (bind_arguments, from_torch, KEYWORDS, keyword_slip, literal,
                         suggest)
 from .geometry import count_formula, format_shape, numel, Shape
+from .torch_call import Given, TorchCall
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -92,6 +96,24 @@ class Layer:
     # read; `multiplies`: the product that does (Multiply).
     factor: ClassVar[bool] = False
     multiplies: ClassVar[bool] = False
+    # Importing from PyTorch (archdsl import, layers/importing.py). The torch module classes
+    # this layer stands for, by class name: PyTorch's, torchvision's, and the helper classes
+    # (layers/modules.py) that an exported Python file defines.
+    torch_modules: ClassVar[tuple[str, ...]] = ()
+    # Those of torch_modules that read their features from the last axis (nn.LayerNorm,
+    # nn.Linear): on a C×H×W map they are this layer over the channels only once a permute has
+    # moved the channels last (ConvNeXt's block).
+    torch_last_axis: ClassVar[tuple[str, ...]] = ()
+    # The functions that are this layer ("torch.nn.functional.relu", "Tensor.relu" for the
+    # method), each with PyTorch's names of its arguments after the input, in order.
+    torch_functions: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # PyTorch settings that archdsl builds one way only, with the value they must have.
+    torch_fixed: ClassVar[dict[str, object]] = {}
+    # The same result whatever the order of the axes (element-wise), so a channels-last tensor
+    # may pass through it.
+    elementwise: ClassVar[bool] = False
+    # Its output is its input (nn.Identity): an imported network needs no step for it.
+    passes_through: ClassVar[bool] = False
     frozen: bool = dataclasses.field(default=False, kw_only=True)
 
     def check(self) -> None:
@@ -160,9 +182,44 @@ class Layer:
             "buffers": count_formula(facts.buffers) if facts.buffers else None,
         }
 
+    def torch_call(self, facts: Facts) -> TorchCall:
+        """The torch module for inputs of these facts' shapes, as its constructor call: what
+        build instantiates and the Python export writes."""
+        raise NotImplementedError
+
     def build(self, facts: Facts):
         """The torch module for inputs of these facts' shapes."""
-        raise NotImplementedError
+        return self.torch_call(facts).instantiate()
+
+    def python_expression(self, facts: Facts, inputs: list[str]) -> str | None:
+        """The layer as an expression in the exported forward over its inputs' Python
+        expressions (`a + b`), for layers without tensors; None: a module (torch_call)."""
+        return None
+
+    def given(self, name: str) -> Given:
+        """The argument `name`, tagged for the export to write as the spec gives it."""
+        return Given(name, getattr(self, name))
+
+    @classmethod
+    def from_torch_module(cls, module, shape: Shape) -> dict:
+        """This layer's arguments (field: value) for `module`, one of torch_modules, on an
+        input of archdsl's shape `shape` (channels first); a ValueError names the setting that
+        archdsl cannot express. Read by PyTorch's names (torch_keywords); layers whose torch
+        module keeps a setting otherwise override this."""
+        return importing.module_arguments(cls, module, shape)
+
+    @classmethod
+    def from_torch_call(cls, function: str, settings: dict, shape: Shape) -> dict | None:
+        """This layer's arguments for a call of `function` (a name of torch_functions) with
+        `settings` (PyTorch's argument names: values) on an input of shape `shape`; None where
+        the call is not this layer (x.mean() over the channels is no GlobalAvgPool)."""
+        return importing.translated(cls, settings)
+
+    @classmethod
+    def written(cls, values: dict) -> tuple[tuple[str | None, object], ...]:
+        """`values` (field: value) as a person writes the call: only those that differ from
+        the defaults, positional first where archdsl takes them by position."""
+        return importing.written(cls, values)
 
     @classmethod
     def usage(cls) -> str:

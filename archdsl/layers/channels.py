@@ -8,6 +8,7 @@ from ..errors import ArgumentError, ShapeError
 from .arguments import NonNegativeInt, PositiveInt
 from .base import Facts, Layer, register
 from .geometry import groups_of, Shape, spatial_input
+from .torch_call import TorchCall
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,6 +23,7 @@ class Chunk(Layer):
     the rest, so there may be fewer pieces than chunks (5 channels in 4 chunks: 2, 2, 1)."""
 
     kind = "shape"
+    torch_modules = ("Chunk",)  # archdsl's own, as an exported file defines it
 
     index: NonNegativeInt
     chunks: PositiveInt = 2
@@ -61,6 +63,9 @@ class Chunk(Layer):
         from .modules import Chunk as Piece
         return Piece(self.index, self.chunks)
 
+    def python_expression(self, facts: ChunkFacts, inputs: list[str]) -> str:
+        return f"{inputs[0]}.chunk({self.chunks}, dim=1)[{self.index}]"
+
 
 @register
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class ChannelShuffle(Layer):
     """nn.ChannelShuffle: the channels as `groups` groups, interleaved (ShuffleNet)."""
 
     kind = "shape"
+    torch_modules = ("ChannelShuffle",)
+    torch_functions = {"torch.nn.functional.channel_shuffle": ("groups",)}
 
     groups: PositiveInt
 
@@ -85,6 +92,6 @@ class ChannelShuffle(Layer):
     def describe(self, facts: Facts) -> str:
         return f"ChannelShuffle({self.settings(str(facts.inputs[0][0]))})"
 
-    def build(self, facts: Facts):
-        from torch import nn
-        return nn.ChannelShuffle(self.groups)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return TorchCall.of("torch.nn:ChannelShuffle", ("groups", self.given("groups")),
+                            positional=1)

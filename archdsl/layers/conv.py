@@ -9,6 +9,7 @@ from typing import Annotated, Union
 from ..errors import ArgumentError, ShapeError
 from .arguments import Min, Padding, PositiveInt, Size
 from .base import Layer, register, WindowFacts
+from .torch_call import Inferred, TorchCall
 from .geometry import (axis_names, format_output, format_shape, format_size, format_unless, numel,
                        per_axis, product, Shape, spatial_input, Window, window_output)
 
@@ -22,6 +23,7 @@ class _Convolution(Layer):
     kind = "conv"
     torch_inferred = "input channels"
     torch_keywords = {"in_channels": None, "out_channels": "out", "kernel_size": "kernel"}
+    torch_fixed = {"padding_mode": "zeros"}
 
     def check(self) -> None:
         if self.out % self.groups:
@@ -82,6 +84,8 @@ class _Convolution(Layer):
 class Conv(_Convolution):
     """Convolution over 1, 2 or 3 spatial axes, chosen by the input's rank (Conv1d/2d/3d)."""
 
+    torch_modules = ("Conv1d", "Conv2d", "Conv3d")
+
     out: PositiveInt
     kernel: Size
     stride: Size = 1
@@ -129,13 +133,15 @@ class Conv(_Convolution):
                 facts.dilation)]
         return data
 
-    def build(self, facts: WindowFacts):
-        from torch import nn
+    def torch_call(self, facts: WindowFacts) -> TorchCall:
         channels, spatial = facts.inputs[0][0], facts.inputs[0][1:]
-        conv = getattr(nn, f"Conv{len(spatial)}d")
-        pad = self.padding if isinstance(self.padding, str) else facts.padding
-        return conv(channels, self.out, facts.kernel, facts.stride, pad, facts.dilation,
-                    self.groups, self.bias)
+        return TorchCall.of(
+            f"torch.nn:Conv{len(spatial)}d", ("in_channels", Inferred(channels)),
+            ("out_channels", self.given("out")), ("kernel_size", self.given("kernel")),
+            ("stride", self.given("stride")), ("padding", self.given("padding")),
+            ("dilation", self.given("dilation")), ("groups", self.given("groups")),
+            ("bias", self.given("bias")),
+            positional=3, stride=1, padding=0, dilation=1, groups=1, bias=True)
 
 
 @register
@@ -143,6 +149,8 @@ class Conv(_Convolution):
 class ConvTranspose(_Convolution):
     """Transposed convolution over 1, 2 or 3 spatial axes (ConvTranspose1d/2d/3d): each input
     element spreads a kernel-sized window onto an output S times as large, less 2P, plus OP."""
+
+    torch_modules = ("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
 
     out: PositiveInt
     kernel: Size
@@ -203,9 +211,13 @@ class ConvTranspose(_Convolution):
             in zip(axis_names(len(out) - 1), self._axes(facts), out[1:])]
         return data
 
-    def build(self, facts: WindowFacts):
-        from torch import nn
+    def torch_call(self, facts: WindowFacts) -> TorchCall:
         channels, spatial = facts.inputs[0][0], facts.inputs[0][1:]
-        conv = getattr(nn, f"ConvTranspose{len(spatial)}d")
-        return conv(channels, self.out, facts.kernel, facts.stride, facts.padding,
-                    facts.output_padding, self.groups, self.bias, facts.dilation)
+        return TorchCall.of(
+            f"torch.nn:ConvTranspose{len(spatial)}d", ("in_channels", Inferred(channels)),
+            ("out_channels", self.given("out")), ("kernel_size", self.given("kernel")),
+            ("stride", self.given("stride")), ("padding", self.given("padding")),
+            ("output_padding", self.given("output_padding")), ("groups", self.given("groups")),
+            ("bias", self.given("bias")), ("dilation", self.given("dilation")),
+            positional=3, stride=1, padding=0, output_padding=0, groups=1, bias=True,
+            dilation=1)

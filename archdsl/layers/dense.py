@@ -8,6 +8,7 @@ from ..errors import ShapeError
 from .arguments import PositiveInt, Probability
 from .base import Facts, Layer, register
 from .geometry import format_shape, product, Shape
+from .torch_call import Inferred, TorchCall
 
 
 @register
@@ -17,6 +18,8 @@ class Flatten(Layer):
 
     kind = "shape"
     mixes_positions = True
+    torch_modules = ("Flatten",)
+    torch_fixed = {"start_dim": 1, "end_dim": -1}
 
     def output_shape(self, shape: Shape) -> Shape:
         return (math.prod(shape),)
@@ -31,9 +34,8 @@ class Flatten(Layer):
     def describe(self, facts: Facts) -> str:
         return f"Flatten({format_shape(facts.inputs[0])}→{facts.output[0]})"
 
-    def build(self, facts: Facts):
-        from torch import nn
-        return nn.Flatten(1)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return TorchCall.of("torch.nn:Flatten")
 
 
 @register
@@ -45,10 +47,17 @@ class Linear(Layer):
     kind = "linear"
     torch_inferred = "input features"
     torch_keywords = {"in_features": None, "out_features": "out"}
+    # nn.Linear on a C×H×W map reads the last axis: the channels after a permute
+    torch_modules = ("Linear", "PointwiseLinear")
+    torch_last_axis = ("Linear",)
 
     out: PositiveInt
     bias: bool = True
     pointwise: bool = field(default=False, kw_only=True)  # Linear keeps its 2 positions
+
+    @classmethod
+    def from_torch_module(cls, module, shape: Shape) -> dict:
+        return {**super().from_torch_module(module, shape), "pointwise": len(shape) > 1}
 
     def resolve(self, shape: Shape) -> Facts:
         if len(shape) != 1 and not self.pointwise:
@@ -84,12 +93,12 @@ class Linear(Layer):
         text += ", pointwise" if len(shape) > 1 else ""
         return text + (")" if self.bias else ", bias=false)")
 
-    def build(self, facts: Facts):
-        from torch import nn
-        from .modules import PointwiseLinear
+    def torch_call(self, facts: Facts) -> TorchCall:
         shape, = facts.inputs
-        linear = PointwiseLinear if len(shape) > 1 else nn.Linear
-        return linear(shape[0], self.out, self.bias)
+        linear = "archdsl.layers.modules:PointwiseLinear" if len(shape) > 1 else "torch.nn:Linear"
+        return TorchCall.of(linear, ("in_features", Inferred(shape[0])),
+                            ("out_features", self.given("out")), ("bias", self.given("bias")),
+                            positional=2, bias=True)
 
 
 @register
@@ -98,9 +107,11 @@ class Dropout(Layer):
     """Zero each element with probability p while training."""
 
     kind = "regularization"
+    elementwise = True
+    torch_modules = ("Dropout",)
+    torch_functions = {"torch.nn.functional.dropout": ("p", "training", "inplace")}
 
     p: Probability = 0.5
 
-    def build(self, facts: Facts):
-        from torch import nn
-        return nn.Dropout(self.p)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return TorchCall.of("torch.nn:Dropout", ("p", self.given("p")), positional=1, p=0.5)

@@ -11,6 +11,7 @@ from ..errors import ShapeError
 from .arguments import PositiveFloat, PositiveInt, Probability
 from .base import Facts, Layer, register
 from .geometry import format_shape, groups_of, product, Shape, spatial_input
+from .torch_call import Inferred, TorchCall
 
 
 def _affine(layer: Layer, channels: int, bias: bool = True) -> dict[str, Shape]:
@@ -31,6 +32,7 @@ class BatchNorm(Layer):
     torch_inferred = "channels"
     torch_keywords = {"num_features": None}
     torch_positional = ("num_features", "eps", "momentum", "affine", "track_running_stats")
+    torch_modules = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
 
     eps: PositiveFloat = field(default=1e-5, kw_only=True)
     momentum: Probability = field(default=0.1, kw_only=True)
@@ -58,11 +60,17 @@ class BatchNorm(Layer):
     def describe(self, facts: Facts) -> str:
         return f"{self._torch_name(facts)}({facts.inputs[0][0]})"
 
-    def build(self, facts: Facts):
-        from torch import nn
-        norm = getattr(nn, self._torch_name(facts))
-        return norm(facts.inputs[0][0], self.eps, self.momentum, self.affine,
-                    self.track_running_stats)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return _statistics_norm(self, facts, affine=True, track_running_stats=True)
+
+
+def _statistics_norm(layer: Layer, facts: Facts, **defaults) -> TorchCall:
+    """BatchNorm's and InstanceNorm's constructor: the same arguments, different defaults."""
+    return TorchCall.of(f"torch.nn:{layer._torch_name(facts)}",
+                        ("num_features", Inferred(facts.inputs[0][0])), ("eps", layer.given("eps")),
+                        ("momentum", layer.given("momentum")), ("affine", layer.given("affine")),
+                        ("track_running_stats", layer.given("track_running_stats")),
+                        positional=1, eps=1e-5, momentum=0.1, **defaults)
 
 
 @register
@@ -76,10 +84,24 @@ class LayerNorm(Layer):
     torch_inferred = "normalized shape"
     torch_keywords = {"normalized_shape": None, "elementwise_affine": "affine"}
     torch_positional = ("normalized_shape", "eps", "elementwise_affine", "bias")
+    # nn.LayerNorm(C) normalizes the last axis: the channels after a permute, or flat features;
+    # torchvision's LayerNorm2d and the exported ChannelLayerNorm normalize the channels
+    torch_modules = ("LayerNorm", "LayerNorm2d", "ChannelLayerNorm")
+    torch_last_axis = ("LayerNorm",)
 
     eps: PositiveFloat = field(default=1e-5, kw_only=True)
     affine: bool = field(default=True, kw_only=True)
     bias: bool = field(default=True, kw_only=True)
+
+    @classmethod
+    def from_torch_module(cls, module, shape: Shape) -> dict:
+        if tuple(module.normalized_shape) != shape[:1]:
+            raise ValueError(f"normalized_shape={tuple(module.normalized_shape)} normalizes "
+                             f"more than the {shape[0]} channels")
+        values = super().from_torch_module(module, shape)
+        if not values.get("affine", True):
+            values.pop("bias", None)  # no affine, no bias either
+        return values
 
     def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
         return _affine(self, shape[0], self.bias)
@@ -97,12 +119,15 @@ class LayerNorm(Layer):
         form = f"{len(shape) - 1}d" if len(shape) > 1 else ""
         return f"LayerNorm{form}({self.settings(str(shape[0]))})"
 
-    def build(self, facts: Facts):
-        from torch import nn
-        from .modules import ChannelLayerNorm
+    def torch_call(self, facts: Facts) -> TorchCall:
         shape, = facts.inputs
-        norm = nn.LayerNorm if len(shape) == 1 else ChannelLayerNorm
-        return norm(shape[0], self.eps, self.affine, self.bias)
+        norm = "torch.nn:LayerNorm" if len(shape) == 1 else \
+            "archdsl.layers.modules:ChannelLayerNorm"
+        return TorchCall.of(norm, ("normalized_shape", Inferred(shape[0])),
+                            ("eps", self.given("eps")),
+                            ("elementwise_affine", self.given("affine")),
+                            ("bias", self.given("bias")),
+                            positional=1, eps=1e-5, elementwise_affine=True, bias=True)
 
 
 @register
@@ -115,6 +140,7 @@ class GroupNorm(Layer):
     torch_inferred = "channels"
     torch_keywords = {"num_groups": "groups", "num_channels": None}
     torch_positional = ("num_groups", "num_channels", "eps", "affine")
+    torch_modules = ("GroupNorm",)
 
     groups: PositiveInt
     eps: PositiveFloat = field(default=1e-5, kw_only=True)
@@ -138,9 +164,11 @@ class GroupNorm(Layer):
     def describe(self, facts: Facts) -> str:
         return f"GroupNorm({self.settings(str(facts.inputs[0][0]))})"
 
-    def build(self, facts: Facts):
-        from torch import nn
-        return nn.GroupNorm(self.groups, facts.inputs[0][0], self.eps, self.affine)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return TorchCall.of("torch.nn:GroupNorm", ("num_groups", self.given("groups")),
+                            ("num_channels", Inferred(facts.inputs[0][0])),
+                            ("eps", self.given("eps")), ("affine", self.given("affine")),
+                            positional=2, eps=1e-5, affine=True)
 
 
 @register
@@ -155,6 +183,7 @@ class InstanceNorm(Layer):
     torch_inferred = "channels"
     torch_keywords = {"num_features": None}
     torch_positional = ("num_features", "eps", "momentum", "affine", "track_running_stats")
+    torch_modules = ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")
 
     eps: PositiveFloat = field(default=1e-5, kw_only=True)
     momentum: Probability = field(default=0.1, kw_only=True)
@@ -192,8 +221,5 @@ class InstanceNorm(Layer):
     def describe(self, facts: Facts) -> str:
         return f"{self._torch_name(facts)}({self.settings(str(facts.inputs[0][0]))})"
 
-    def build(self, facts: Facts):
-        from torch import nn
-        norm = getattr(nn, self._torch_name(facts))
-        return norm(facts.inputs[0][0], self.eps, self.momentum, self.affine,
-                    self.track_running_stats)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return _statistics_norm(self, facts, affine=False, track_running_stats=False)

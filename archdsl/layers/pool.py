@@ -9,9 +9,25 @@ from .arguments import Min, Size
 from .base import Facts, Layer, register, WindowFacts
 from .geometry import (axis_names, format_output, format_shape, format_size, format_unless,
                        per_axis, Shape, spatial_input, Window, window_output)
+from .torch_call import TorchCall
 
 PoolPadding = Annotated[Union[int, tuple[int, ...]], Min(0),
                         "a non-negative integer or a tuple such as (0, 1)"]
+
+MEANS = {"Tensor.mean": ("dim", "keepdim", "dtype"), "torch.mean": ("dim", "keepdim", "dtype")}
+
+
+def _spatial_mean(settings: dict, shape: Shape) -> bool:
+    """Whether a mean is over every spatial axis and no other, of an input of `shape` (batch
+    axis excluded), in its natural type."""
+    dims = settings.get("dim")
+    if settings.get("dtype") is not None or dims is None or len(shape) < 2:
+        return False
+    dims = dims if isinstance(dims, (list, tuple)) else (dims,)
+    rank = len(shape) + 1
+    if not all(isinstance(d, int) and -rank <= d < rank for d in dims):
+        return False
+    return sorted(d % rank for d in dims) == list(range(2, rank))
 
 
 class _WindowPool(Layer):
@@ -19,6 +35,21 @@ class _WindowPool(Layer):
 
     kind = "pool"
     torch_keywords = {"kernel_size": "kernel"}
+
+    @classmethod
+    def from_torch_module(cls, module, shape: Shape) -> dict:
+        return cls._default_stride(super().from_torch_module(module, shape))
+
+    @classmethod
+    def from_torch_call(cls, function: str, settings: dict, shape: Shape) -> dict:
+        return cls._default_stride(super().from_torch_call(function, settings, shape))
+
+    @staticmethod
+    def _default_stride(values: dict) -> dict:
+        """PyTorch keeps the kernel as the stride it defaults to; archdsl leaves it out."""
+        if values.get("stride") in (values.get("kernel"), ()):
+            values.pop("stride")
+        return values
 
     def resolve(self, shape: Shape) -> WindowFacts:
         channels, spatial = spatial_input(self, shape)
@@ -59,9 +90,11 @@ class _WindowPool(Layer):
         text += format_unless("p", facts.padding, 0) + format_unless("d", facts.dilation, 1)
         return text + (", ceil_mode=true)" if self.ceil_mode else ")")
 
-    def _torch_arguments(self, facts: WindowFacts) -> dict:
-        return dict(kernel_size=facts.kernel, stride=facts.stride, padding=facts.padding,
-                    ceil_mode=self.ceil_mode)
+    def _torch_call(self, facts: WindowFacts, *more: tuple[str, object], **defaults) -> TorchCall:
+        return TorchCall.of(f"torch.nn:{self.dsl_name}{len(facts.kernel)}d",
+                            ("kernel_size", self.given("kernel")), ("stride", self.given("stride")),
+                            ("padding", self.given("padding")), *more,
+                            positional=1, stride=None, padding=0, **defaults)
 
 
 @register
@@ -69,16 +102,22 @@ class _WindowPool(Layer):
 class MaxPool(_WindowPool):
     """Max over each window; stride defaults to the kernel size."""
 
+    torch_modules = ("MaxPool1d", "MaxPool2d", "MaxPool3d")
+    torch_functions = {f"torch.nn.functional.max_pool{n}d": (
+        "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+        for n in (1, 2, 3)}
+    torch_fixed = {"return_indices": False}
+
     kernel: Size
     stride: Size | None = None
     padding: PoolPadding = 0
     dilation: Size = 1
     ceil_mode: bool = False
 
-    def build(self, facts: WindowFacts):
-        from torch import nn
-        pool = getattr(nn, f"MaxPool{len(facts.kernel)}d")
-        return pool(dilation=self.dilation, **self._torch_arguments(facts))
+    def torch_call(self, facts: WindowFacts) -> TorchCall:
+        return self._torch_call(facts, ("dilation", self.given("dilation")),
+                                ("ceil_mode", self.given("ceil_mode")), dilation=1,
+                                ceil_mode=False)
 
 
 @register
@@ -86,16 +125,24 @@ class MaxPool(_WindowPool):
 class AvgPool(_WindowPool):
     """Mean over each window; stride defaults to the kernel size."""
 
+    torch_modules = ("AvgPool1d", "AvgPool2d", "AvgPool3d")
+    torch_functions = {"torch.nn.functional.avg_pool1d": (
+        "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+        **{f"torch.nn.functional.avg_pool{n}d": (
+            "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+            "divisor_override") for n in (2, 3)}}
+    torch_fixed = {"divisor_override": None}
+
     kernel: Size
     stride: Size | None = None
     padding: PoolPadding = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
 
-    def build(self, facts: WindowFacts):
-        from torch import nn
-        pool = getattr(nn, f"AvgPool{len(facts.kernel)}d")
-        return pool(count_include_pad=self.count_include_pad, **self._torch_arguments(facts))
+    def torch_call(self, facts: WindowFacts) -> TorchCall:
+        return self._torch_call(facts, ("ceil_mode", self.given("ceil_mode")),
+                                ("count_include_pad", self.given("count_include_pad")),
+                                ceil_mode=False, count_include_pad=True)
 
 
 @register
@@ -105,8 +152,20 @@ class AdaptiveAvgPool(Layer):
 
     kind = "pool"
     mixes_positions = True
+    torch_keywords = {"output_size": "size"}
+    torch_modules = ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d")
+    torch_functions = {**{f"torch.nn.functional.adaptive_avg_pool{n}d": ("output_size",)
+                          for n in (1, 2, 3)}, **MEANS}
 
     size: Size
+
+    @classmethod
+    def from_torch_call(cls, function: str, settings: dict, shape: Shape) -> dict | None:
+        if function not in MEANS:
+            return super().from_torch_call(function, settings, shape)
+        # x.mean((2, 3), keepdim=True): to 1×1
+        return {"size": 1} if settings.get("keepdim") and _spatial_mean(settings, shape) \
+            else None
 
     def output_shape(self, shape: Shape) -> Shape:
         channels, spatial = spatial_input(self, shape)
@@ -123,10 +182,9 @@ class AdaptiveAvgPool(Layer):
     def describe(self, facts: Facts) -> str:
         return f"AdaptiveAvgPool{len(facts.output) - 1}d({format_size(facts.output[1:])})"
 
-    def build(self, facts: Facts):
-        from torch import nn
-        pool = getattr(nn, f"AdaptiveAvgPool{len(facts.output) - 1}d")
-        return pool(facts.output[1:])
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return TorchCall.of(f"torch.nn:AdaptiveAvgPool{len(facts.output) - 1}d",
+                            ("output_size", self.given("size")), positional=1)
 
 
 @register
@@ -136,6 +194,11 @@ class GlobalAvgPool(Layer):
 
     kind = "pool"
     mixes_positions = True
+    torch_functions = MEANS  # x.mean((2, 3)), as ShuffleNet and MNASNet pool
+
+    @classmethod
+    def from_torch_call(cls, function: str, settings: dict, shape: Shape) -> dict | None:
+        return {} if not settings.get("keepdim") and _spatial_mean(settings, shape) else None
 
     def output_shape(self, shape: Shape) -> Shape:
         channels, _ = spatial_input(self, shape)
@@ -153,7 +216,8 @@ class GlobalAvgPool(Layer):
         shape, = facts.inputs
         return f"GlobalAvgPool({format_shape(shape)}→{shape[0]})"
 
-    def build(self, facts: Facts):
-        from torch import nn
-        pool = getattr(nn, f"AdaptiveAvgPool{len(facts.inputs[0]) - 1}d")
-        return nn.Sequential(pool(1), nn.Flatten(1))
+    def torch_call(self, facts: Facts) -> TorchCall:
+        pool = TorchCall.of(f"torch.nn:AdaptiveAvgPool{len(facts.inputs[0]) - 1}d",
+                            ("output_size", 1), positional=1)
+        return TorchCall.of("torch.nn:Sequential", ("", pool), ("", TorchCall.of("torch.nn:Flatten")),
+                            positional=2)
