@@ -341,6 +341,12 @@ def markdown_startup(p: dict, torchinfo_s: float | None = None, goal: float = 20
     else:
         text += f": {work}, and typer's dispatch."
         floor = interpreter + command["typer_ms"]
+    parts = interpreter + sum(command[key] for key in ("typer_ms", "lark_ms", "archdsl_ms",
+                                                       "command_ms"))
+    text += (f" The whole process less these parts, {p['whole_s'] * 1e3 - parts:.0f} ms, is the "
+             f"interpreter's exit (after archdsl.cli.main has frozen the garbage collector, "
+             f"which would otherwise walk every object left only for the process to end) and "
+             f"the spread between separate runs.")
     if torchinfo_s:
         budget = torchinfo_s * 1e3 / goal
         text += (f" {goal:g}× against torchinfo's {torchinfo_s:.2f} s leaves {budget:.0f} ms for "
