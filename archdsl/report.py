@@ -8,10 +8,13 @@ from __future__ import annotations
 import html
 import json
 import os
+from typing import TYPE_CHECKING
 
 from .analysis import SCHEMA, Analysis
-from .compare import Comparison
 from .layers import format_shape
+
+if TYPE_CHECKING:
+    from .compare import Comparison
 
 MACS_NOTE = "multiply-accumulates of conv and linear layers per example (torchvision's convention)"
 _STYLE = {"table": "simple", "markdown": "github", "html": "unsafehtml"}  # cells escaped here

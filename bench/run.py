@@ -85,7 +85,8 @@ def cpu_suite(args, data_root: str, info: dict) -> tuple[list[str], list[tuple],
         if goal and not goal["met"]:
             profile = where_time_goes.check_startup()
             raw["profile_check"] = profile
-            sections[-1] += "\n\nWhere the time goes: " + where_time_goes.markdown_startup(profile)
+            sections[-1] += "\n\nWhere the time goes: " + where_time_goes.markdown_startup(
+                profile, goal["torchinfo_median_s"], vs_torchinfo.GOAL_RATIO)
     if 2 in parts:
         if 1 in parts:
             _sample(info, "after part 1")

@@ -8,6 +8,11 @@ warm-up of each (file caches), and the result is the median of the pairwise rati
 a slow stretch of the machine affects both sides of a pair alike. Each pair also checks that the
 two report the same parameter count.
 
+archdsl's modules are byte-compiled first, as `pip install` does and as Python does on a first
+import: where PYTHONDONTWRITEBYTECODE is set (as on the machines these numbers come from), every
+run would otherwise compile archdsl's sources again (an eighth of `check`'s time on ResNet-50),
+while torch's and torchinfo's came byte-compiled with their wheels.
+
     python bench/vs_torchinfo.py [--pairs 5] [resnet50 vgg16 …]
 """
 from __future__ import annotations
@@ -42,6 +47,13 @@ def _timed(command: list[str]) -> tuple[float, str]:
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-2000:]}")
     return seconds, done.stdout
+
+
+def byte_compile() -> None:
+    """Write the bytecode of the archdsl that `archdsl check` imports (see the docstring)."""
+    subprocess.run([sys.executable, "-c", "import archdsl, compileall, os; "
+                    "compileall.compile_dir(os.path.dirname(archdsl.__file__), quiet=1)"],
+                   check=True, cwd=ROOT)
 
 
 def check(spec: Path) -> tuple[float, int]:
@@ -83,6 +95,7 @@ def measure(name: str, pairs: int = 5, echo=print) -> dict:
 def run(names: list[str] | None = None, pairs: int = 5, echo=print) -> list[dict]:
     names = names or [GOAL_MODEL, "simple_cnn", "vgg16"] + \
         [n for n in SPECS if n not in (GOAL_MODEL, "simple_cnn", "vgg16")]
+    byte_compile()
     return [measure(name, pairs, echo) for name in names]
 
 

@@ -1,7 +1,10 @@
 """Where the time goes, for the goals a benchmark run misses.
 
-- check_startup(): `archdsl check`'s wall time split into the interpreter's start, the imports
-  (python -X importtime, by top-level package) and the rest (reading, parsing, analysis, output).
+- check_startup(): `archdsl check`'s time split into the interpreter's start, the imports (with
+  the time spent creating dataclasses; python -X importtime by top-level package), typer's
+  pydantic coercion layer (its import and each TypeAdapter, by parameter) and archdsl's work
+  (the parser's tables, reading, parsing, analysis, the JSON report); given torchinfo's time,
+  what the goal leaves for archdsl.
 - analysis_profile(): cProfile of in-process parse + analysis of a generated spec, self time
   grouped by source file (lark's parser, typing, archdsl's modules), and the top functions.
 - training_bound(): the tutorial's epoch split into its DataLoader (per-image PIL transforms)
@@ -9,7 +12,7 @@
   on the device removes the first part only, so (data + step) / step bounds what any trainer
   gains over the tutorial's loop with the same model on the same device.
 
-    python bench/where_time_goes.py [check|analysis|training]
+    python bench/where_time_goes.py [check [TORCHINFO_SECONDS]|analysis|training]
 """
 from __future__ import annotations
 
@@ -61,26 +64,94 @@ print(json.dumps({"imports": (t1 - t0) * 1e3, "grammar": (t2 - t1) * 1e3,
 """
 
 
-_TYPER = """
+# In one process, as the console script runs `check`: typer's import, archdsl.cli's (with the
+# time the dataclasses module spends creating archdsl's classes), then the command itself, with
+# what typer's coercion layer costs in it. typer 0.2x coerces each parameter's value through a
+# pydantic TypeAdapter that it builds, importing pydantic, on the parameter's first value
+# (`_TyperParameter.get_runtime_param`); the wrapper records which parameters those are.
+_COMMAND = """
+import contextlib, dataclasses, io, json, sys, time
+start = time.perf_counter()
 import typer
+typer_done = time.perf_counter()
+import lark, lark.lark
+lark_done = time.perf_counter()
+created = [0.0, 0]
+process_class = dataclasses._process_class
+def timed_process_class(*args, **kwargs):
+    began = time.perf_counter()
+    try:
+        return process_class(*args, **kwargs)
+    finally:
+        created[0] += time.perf_counter() - began
+        created[1] += 1
+dataclasses._process_class = timed_process_class
+import archdsl.cli
+imports_done = time.perf_counter()
+dataclasses._process_class = process_class
+coercion = {"import_ms": 0.0, "build_ms": 0.0, "parameters": []}
 try:
-    import typer._adapters
-except ImportError:  # a typer without pydantic
-    pass
+    from typer.core import _TyperParameter
+    runtime_param = _TyperParameter.get_runtime_param
+except (ImportError, AttributeError):  # a typer that coerces without pydantic
+    coercion = None
+if coercion is not None:
+    def timed_runtime_param(self):
+        if self._runtime_param is None:
+            began = time.perf_counter()
+            if "typer._adapters" not in sys.modules:
+                import typer._adapters
+                coercion["import_ms"] = (time.perf_counter() - began) * 1e3
+                began = time.perf_counter()
+            annotation = self.type_descriptor.annotation
+            coercion["parameters"].append(
+                (self.name, getattr(annotation, "__name__", str(annotation))))
+            result = runtime_param(self)
+            coercion["build_ms"] += (time.perf_counter() - began) * 1e3
+            return result
+        return runtime_param(self)
+    _TyperParameter.get_runtime_param = timed_runtime_param
+command_start = time.perf_counter()
+with contextlib.redirect_stdout(io.StringIO()):
+    archdsl.cli.app(["check", sys.argv[1], "--format", "json"], prog_name="archdsl",
+                    standalone_mode=False)
+command_done = time.perf_counter()
+print(json.dumps({"typer_ms": (typer_done - start) * 1e3, "lark_ms": (lark_done - typer_done) * 1e3,
+                  "archdsl_ms": (imports_done - lark_done) * 1e3,
+                  "dataclasses_ms": created[0] * 1e3, "dataclasses": created[1],
+                  "command_ms": (command_done - command_start) * 1e3, "coercion": coercion}))
 """
 
 
+def _median_runs(script: str, spec: str, repeats: int) -> dict:
+    """Each number the median over `repeats` fresh processes running `script`."""
+    python = sys.executable
+    runs = [json.loads(subprocess.run([python, "-c", script, spec], capture_output=True,
+                                      text=True, cwd=ROOT, check=True).stdout.strip()
+                       .splitlines()[-1]) for _ in range(repeats)]
+    result = {}
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)) or value is None:
+            values = [r[key] for r in runs if r[key] is not None]
+            result[key] = statistics.median(values) if values else None
+        elif isinstance(value, dict):
+            result[key] = {k: statistics.median(r[key][k] for r in runs)
+                           if isinstance(v, (int, float)) else v for k, v in value.items()}
+        else:
+            result[key] = value
+    return result
+
+
 def check_startup(spec: str = "specs/zoo/resnet50.spec", repeats: int = 5) -> dict:
+    from vs_torchinfo import byte_compile
+    byte_compile()  # as the benchmark runs it, and as an installed archdsl runs
     python = sys.executable
     bare = _wall([python, "-c", "pass"], repeats)
     imports = _wall([python, "-c", "import archdsl.cli"], repeats)
-    # What the command line's library costs before archdsl does anything: typer imports
-    # pydantic when it builds a command's parameters (typer 0.2x), so both are in the floor.
-    command_line = _wall([python, "-c", _TYPER], repeats)
     whole = _wall([python, "-m", "archdsl", "check", spec, "--format", "json"], repeats)
     torch = _wall([python, "-c", "import torch"], repeats)
-    steps = subprocess.run([python, "-c", _STEPS, spec], capture_output=True, text=True,
-                           cwd=ROOT, check=True).stdout
+    steps = _median_runs(_STEPS, spec, repeats)
+    command = _median_runs(_COMMAND, spec, repeats)
     done = subprocess.run([python, "-X", "importtime", "-m", "archdsl", "check", spec,
                            "--format", "json"], capture_output=True, text=True, cwd=ROOT)
     by_package = collections.Counter()
@@ -90,8 +161,7 @@ def check_startup(spec: str = "specs/zoo/resnet50.spec", repeats: int = 5) -> di
             by_package[match.group(4).split(".")[0]] += int(match.group(1))
     total = sum(by_package.values())
     return {"spec": spec, "interpreter_s": bare, "import_archdsl_cli_s": imports,
-            "typer_s": command_line,
-            "in_process_ms": json.loads(steps.strip().splitlines()[-1]),
+            "in_process_ms": steps, "command_ms": command,
             "whole_s": whole, "import_torch_s": torch,
             "imports_by_package_ms": {k: round(v / 1000, 1)
                                       for k, v in by_package.most_common(8)},
@@ -236,26 +306,57 @@ def markdown_training(p: dict) -> str:
             f"largest self-time operators of a step: {ops}.")
 
 
-def markdown_startup(p: dict) -> str:
-    rest = p["whole_s"] - p["import_archdsl_cli_s"]
-    packages = ", ".join(f"{k} {v:.0f} ms" for k, v in p["imports_by_package_ms"].items())
+def markdown_startup(p: dict, torchinfo_s: float | None = None, goal: float = 20.0) -> str:
+    command = p["command_ms"]
     steps = p["in_process_ms"]
-    inside = (f" Of the latter, measured in one process: making the parser (lark's tables, "
-              f"from its cache after the first run) "
-              f"{steps['grammar']:.0f} ms, reading, parsing and analysing the spec "
-              f"{steps['parse_and_analysis']:.0f} ms"
-              + (f", the JSON report {steps['json_report']:.0f} ms"
-                 if steps.get("json_report") is not None else "")
-              + "; the rest is the command line's dispatch (with the imports typer makes "
-                "only then, pydantic's among them), output and exit.")
-    return (f"`archdsl check {p['spec']}`, median wall times: the whole process "
-            f"{p['whole_s'] * 1e3:.0f} ms = the interpreter's start {p['interpreter_s'] * 1e3:.0f} "
-            f"ms + importing archdsl.cli {(p['import_archdsl_cli_s'] - p['interpreter_s']) * 1e3:.0f}"
-            f" ms + reading, parsing, analysing and printing {rest * 1e3:.0f} ms.{inside} "
-            f"Import self time by package (python -X importtime, {p['imports_total_ms']:.0f} ms in "
-            f"all, slower than plain imports): {packages}. The command-line library alone, "
-            f"typer with the pydantic it imports to build parameters, takes "
-            f"{p['typer_s'] * 1e3:.0f} ms from the interpreter's start to its imports' end. "
+    interpreter = p["interpreter_s"] * 1e3
+    coercion = command.get("coercion")
+    work = ", ".join(f"{label} {steps[key]:.0f} ms" for key, label in (
+        ("grammar", "the parser's tables from their cache"),
+        ("parse_and_analysis", "reading, parsing and analysing the spec"),
+        ("json_report", "the JSON report")) if steps.get(key) is not None)
+    text = (f"`archdsl check {p['spec']} --format json`, byte-compiled, median of 5: the whole "
+            f"process {p['whole_s'] * 1e3:.0f} ms. In one process, medians of 5: the "
+            f"interpreter's start {interpreter:.0f} ms (a separate `python -c pass`), importing "
+            f"typer {command['typer_ms']:.0f} ms, lark {command['lark_ms']:.0f} ms and "
+            f"archdsl {command['archdsl_ms']:.0f} ms (of which {command['dataclasses_ms']:.0f} ms "
+            f"is the dataclasses module creating {command['dataclasses']:.0f} classes: every "
+            f"layer class, which the registry needs at start, the IR's nodes and the analysis's "
+            f"rows), then the command {command['command_ms']:.0f} ms")
+    if coercion:
+        names = ", ".join(f"`{name}` ({kind})" for name, kind in coercion["parameters"])
+        pydantic = coercion["import_ms"] + coercion["build_ms"]
+        text += (f", of which typer's coercion layer takes {pydantic:.0f} ms: importing "
+                 f"pydantic {coercion['import_ms']:.0f} ms and building "
+                 f"{len(coercion['parameters'])} TypeAdapters {coercion['build_ms']:.0f} ms, one "
+                 f"for each parameter it sees a value of: {names}. typer 0.2x builds these only "
+                 f"for the command invoked, but for every parameter of it whatever its type, "
+                 f"and for its own `--help` options, whose value when absent is None and so "
+                 f"misses typer's shortcut for flags that are already bools. So every "
+                 f"command imports pydantic (only `archdsl --help` and `archdsl --version` do "
+                 f"not), and no declaration of archdsl's avoids it short of replacing typer's "
+                 f"coercion by reaching into its private classes. The rest of the command: "
+                 f"{work}, and typer's dispatch.")
+        floor = interpreter + command["typer_ms"] + pydantic
+    else:
+        text += f": {work}, and typer's dispatch."
+        floor = interpreter + command["typer_ms"]
+    parts = interpreter + sum(command[key] for key in ("typer_ms", "lark_ms", "archdsl_ms",
+                                                       "command_ms"))
+    text += (f" The whole process less these parts, {p['whole_s'] * 1e3 - parts:.0f} ms, is the "
+             f"interpreter's exit (after archdsl.cli.main has frozen the garbage collector, "
+             f"which would otherwise walk every object left only for the process to end) and "
+             f"the spread between separate runs.")
+    if torchinfo_s:
+        budget = torchinfo_s * 1e3 / goal
+        text += (f" {goal:g}× against torchinfo's {torchinfo_s:.2f} s leaves {budget:.0f} ms for "
+                 f"the whole process. The interpreter's start, typer and typer's pydantic layer "
+                 f"take {floor:.0f} ms of them, which leaves {budget - floor:.0f} ms for "
+                 f"archdsl's imports, its work and the exit; those take "
+                 f"{p['whole_s'] * 1e3 - floor:.0f} ms.")
+    packages = ", ".join(f"{k} {v:.0f} ms" for k, v in p["imports_by_package_ms"].items())
+    return (text + f" Import self time by package (python -X importtime, "
+            f"{p['imports_total_ms']:.0f} ms in all, slower than plain imports): {packages}. "
             f"For scale, `import torch` alone takes {p['import_torch_s'] * 1e3:.0f} ms here.")
 
 
@@ -273,7 +374,8 @@ def main():
         _training_bound(sys.argv[2], int(sys.argv[3]))
         return
     if what in ("all", "check"):
-        print(markdown_startup(check_startup()) + "\n")
+        print(markdown_startup(check_startup(), torchinfo_s=float(sys.argv[2])
+                               if what == "check" and len(sys.argv) > 2 else None) + "\n")
     if what in ("all", "analysis"):
         print(markdown_stages(analysis_stages(conv_spec(1000)), "the 1,000-layer conv spec")
               + " " + markdown_analysis(analysis_profile(conv_spec(1000)),

@@ -3,6 +3,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -118,3 +119,19 @@ def test_draw_to_a_directory_is_one_message(tmp_path):
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.exc_info
     assert f"error: {tmp_path / 'net.dot'} is a directory; -o names the file to write" \
         in result.output
+
+
+@pytest.mark.parametrize("spec, code, stream", [
+    ("specs/simple_cnn.spec", 0, "stdout"),  # the table
+    ("specs/no_such.spec", 2, "stderr"),     # the error, with its exit status
+])
+def test_the_console_script_and_python_m_keep_output_and_exit_status(spec, code, stream):
+    # Both go through archdsl.cli.main, which freezes the garbage collector as the process
+    # ends; what the command printed and its exit status must come through unchanged.
+    script = Path(sys.executable).with_name("archdsl")  # where pip installed it, if it did
+    for command in [[sys.executable, "-m", "archdsl"]] + [[str(script)]] * script.exists():
+        result = subprocess.run([*command, "check", spec], cwd=ROOT, capture_output=True,
+                                text=True)
+        assert result.returncode == code, result.stderr
+        expected = "206,922" if code == 0 else f"{spec}:1:1: spec file does not exist"
+        assert expected in getattr(result, stream)

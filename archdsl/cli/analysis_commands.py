@@ -7,8 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..compare import compare as compare_analyses, mlp_baseline, parse_baseline
-from ..report import render_comparison
 from .common import (BatchOption, FormatOption, Format, InputOption, SpecArgument, app, load,
                      parse_or_exit, run_or_exit)
 
@@ -43,6 +41,9 @@ def compare(
     input: InputOption = None, format: FormatOption = Format.table, batch: BatchOption = 1,
 ):
     """Specs side by side: depth, weights and biases, parameters, MACs, memory."""
+    from ..compare import compare as compare_analyses, mlp_baseline, parse_baseline
+    from ..report import render_comparison
+
     analyses = [load(path, input, batch) for path in specs]
     if baseline is not None:
         try:
