@@ -4,5 +4,12 @@ from .errors import ArchDSLError
 from .parser import parse, read_spec
 
 __version__ = "0.1.0"
-__all__ = ["Analysis", "ArchDSLError", "Row", "Totals", "analyze", "parse", "read_spec",
-           "__version__"]
+__all__ = ["Analysis", "ArchDSLError", "Row", "Totals", "analyze", "from_module", "parse",
+           "read_spec", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "from_module":  # it imports torch, which `import archdsl` never does
+        from .importer import from_module
+        return from_module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,8 @@
 """The command line: read options, call the library, render. No analysis happens here.
 
-`archdsl.cli:app` is the console script; importing the two command modules registers their
+`archdsl.cli:app` is the console script; importing the command modules registers their
 commands on it, static analysis first, then the commands that run torch."""
 from .common import app
-from . import analysis_commands, run_commands  # noqa: F401  (they register their commands)
+from . import analysis_commands, run_commands, import_command  # noqa: F401  (they register)
 
 __all__ = ["app"]

@@ -39,6 +39,7 @@ PARAMETER_NAMES = {"out": "c", **{long: short for short, long in ALIASES.items()
 RELATED = ({"out", "groups"}, {"kernel", "padding"})
 RESERVED = {"input", "train", "def", "assert", "for", "as", "true", "false", "none"}
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NONE = object()  # a parameter without a default
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class _Use:
     definition: str
     values: tuple  # one per parameter
     labels: tuple = field(compare=False)  # the parameters' names, to name an outer one
+    defaults: tuple = field(default=(), compare=False)  # per parameter; _NONE where none
     name: str | None = None
     node: str = field(default="", compare=False)
 
@@ -466,6 +468,7 @@ def _define(body: _Seq) -> tuple[list[tuple[str, list[str], _Seq]], _Seq]:
     """Definitions for the module classes with several instances of one structure, innermost
     classes first; each instance becomes a call of its definition."""
     definitions: list[tuple[str, list[str], _Seq]] = []
+    defaults: dict[str, dict[str, object]] = {}  # each definition's parameters' defaults
     taken = set(layer_names())
     depths: dict[str, int] = {}
     for group in _groups(body):
@@ -482,9 +485,9 @@ def _define(body: _Seq) -> tuple[list[tuple[str, list[str], _Seq]], _Seq]:
             continue
         main = max(repeated, key=len)
         replacements = {}
-        for groups in repeated:
+        for groups in [main] + [g for g in repeated if g is not main]:
             name = _definition_name(cls, groups, main, taken)
-            parameters, seq, calls = _parameterized(name, [g.body for g in groups])
+            parameters, seq, calls = _parameterized(name, [g.body for g in groups], defaults)
             definitions.append((name, parameters, seq))
             for group, call in zip(groups, calls):
                 replacements[id(group)] = dataclasses.replace(call, name=group.name)
@@ -560,17 +563,22 @@ def _filled(term, values):
     raise AssertionError(term)
 
 
-def _parameterized(name: str, bodies: list[_Seq]) -> tuple[list[str], _Seq, list[_Use]]:
-    """A definition's parameters and body, and one call per instance: the values that differ
-    between instances become parameters; a column equal to an earlier one shares its
-    parameter, one that is another times or divided by a constant is written so (c*4)."""
+def _parameterized(name: str, bodies: list[_Seq], defaults: dict) \
+        -> tuple[list[str], _Seq, list[_Use]]:
+    """A definition's parameters (with defaults: `s=1`) and body, and one call per instance:
+    the values that differ between instances become parameters; a column equal to an earlier
+    one shares its parameter, one that is another times or divided by a constant is written so
+    (c*4). The parameters at the end whose argument has a default some instance gives take it
+    as theirs; `defaults` gets this definition's."""
     rows = [_values(body) for body in bodies]
     labels = [label for label, _ in rows[0]]
+    feeds = _argument_defaults(bodies[0], defaults)
     columns = [tuple(row[j][1] for row in rows) for j in range(len(labels))]
     parameters: list[str] = []
     known: list[tuple[str, tuple, str]] = []  # (parameter, its column, the argument it feeds)
+    given = {}  # parameter -> the default of the argument it first feeds
     expressions = []
-    for label, column in zip(labels, columns):
+    for label, column, default in zip(labels, columns, feeds):
         if len({(type(v), v) for v in column}) == 1:
             expressions.append(column[0])
             continue
@@ -581,12 +589,35 @@ def _parameterized(name: str, bodies: list[_Seq]) -> tuple[list[str], _Seq, list
             text = _parameter_name(label, parameters)
             parameters.append(text)
             known.append((text, column, label))
+            given[text] = default
         expressions.append(_Expression(text))
     body = _filled(bodies[0], iter(expressions))
     by_name = {p: c for p, c, _ in known}
-    calls = [_Use(name, tuple(by_name[p][i] for p in parameters), tuple(parameters))
+    own = [_NONE] * len(parameters)
+    for index in reversed(range(len(parameters))):
+        default = given[parameters[index]]
+        if default is _NONE or not any(_same(v, default) for v in by_name[parameters[index]]):
+            break
+        own[index] = default
+    defaults[name] = dict(zip(parameters, own))
+    calls = [_Use(name, tuple(by_name[p][i] for p in parameters), tuple(parameters), tuple(own))
              for i in range(len(bodies))]
-    return parameters, body, calls
+    signature = [p if d is _NONE else f"{p}={_literal(d)}" for p, d in zip(parameters, own)]
+    return signature, body, calls
+
+
+def _argument_defaults(term, defaults: dict) -> list:
+    """The default of the argument each of the term's values is given as (_NONE: none)."""
+    if isinstance(term, _Seq):
+        return [d for step in term.steps for d in _argument_defaults(step, defaults)]
+    if isinstance(term, _Call):
+        return [_NONE if f.default is dataclasses.MISSING else f.default
+                for f in dataclasses.fields(layer_class(term.layer))]
+    if isinstance(term, _Use):
+        return [defaults.get(term.definition, {}).get(label, _NONE) for label in term.labels]
+    if isinstance(term, (_Group, _Repeat)):
+        return _argument_defaults(term.body, defaults)
+    return [d for b in term.branches for d in _argument_defaults(b, defaults)]
 
 
 def _derived(label: str, column: tuple, known) -> str | None:
@@ -598,12 +629,10 @@ def _derived(label: str, column: tuple, known) -> str | None:
         if not any(label in kinds and feeds in kinds for kinds in RELATED) or \
                 not all(type(v) is int and v > 0 for v in other):
             continue
-        if column[0] % other[0] == 0 and column[0] >= 2 * other[0]:
-            factor = column[0] // other[0]
+        for factor in range(2, 65):
             if all(v == o * factor for v, o in zip(column, other)):
                 return f"{parameter}*{factor}"
-        if column[0] > 0 and other[0] >= 2 * column[0]:
-            divisor = other[0] // column[0]
+        for divisor in range(2, 65):
             if all(v == o // divisor for v, o in zip(column, other)):
                 return f"{parameter}//{divisor}"
     return None
@@ -627,7 +656,7 @@ def _definition_name(cls: str, groups: list[_Group], main: list[_Group], taken: 
     if groups is not main:
         theirs = set(_words(main[0].body))
         extra = [w for w in dict.fromkeys(_words(groups[0].body)) if w not in theirs]
-        name = base + "".join(w[0].upper() + w[1:] for w in extra)
+        name = base + "".join(w[0].upper() + w[1:] for w in extra) if extra else base + "2"
     number = 1
     while name in taken:
         number += 1
@@ -723,7 +752,7 @@ def _step(term) -> str:
     if isinstance(term, _Call):
         return _named(_call(term), term.name)
     if isinstance(term, _Use):
-        arguments = ", ".join(_literal(v) for v in term.values)
+        arguments = ", ".join(_use_arguments(term))
         return _named(f"{term.definition}({arguments})" if arguments else term.definition,
                       term.name)
     if isinstance(term, _Group):
@@ -744,6 +773,19 @@ def _step(term) -> str:
     if isinstance(term, _Repeat):
         return f"{_step(term.body)}*{term.count}"
     raise AssertionError(term)
+
+
+def _use_arguments(use: _Use) -> list[str]:
+    """By position, until one is left at its default; by keyword after that."""
+    parts, keywords = [], False
+    defaults = use.defaults or (_NONE,) * len(use.values)
+    for label, value, default in zip(use.labels, use.values, defaults):
+        if default is not _NONE and not isinstance(value, _Expression) and \
+                _same(value, default):
+            keywords = True
+            continue
+        parts.append(f"{label}={_literal(value)}" if keywords else _literal(value))
+    return parts
 
 
 def _operand(seq: _Seq) -> str:
@@ -774,7 +816,7 @@ def _call(call: _Call) -> str:
         if f.default is dataclasses.MISSING:
             parts.append(_literal(value))
         elif isinstance(value, _Expression) or not _same(value, f.default):
-            if not required and f is positional[0]:
+            if not required and positional and f is positional[0]:
                 parts.append(_literal(value))
             else:
                 short = _SHORT.get(f.name)
