@@ -153,8 +153,9 @@ def _layout(tree: Tree, column: int, reserve: int = 0) -> list[str]:
     """A step starting at `column`, as lines, leaving `reserve` columns after it (the brackets
     that close around it): on one line where it fits in WIDTH, else a group's steps one per
     line, aligned after its '[', and the same inside each operand of a branch step or the body
-    of a repeat, so that no line that can be broken grows past WIDTH. Later lines carry their
-    own indentation."""
+    of a repeat, so that no line that can be broken grows past WIDTH; an operand after one
+    that broke, or one that would pass WIDTH where it stands, starts its own line, under the
+    first operand, after its operator (`| [...]`). Later lines carry their own indentation."""
     flat = _step(tree)
     if column + len(flat) + reserve <= WIDTH or tree.data == "call":
         return [flat]
@@ -175,13 +176,30 @@ def _layout(tree: Tree, column: int, reserve: int = 0) -> list[str]:
     operator = {"sum": " + ", "concat": " | ", "product": " * "}[tree.data]
     lines, operands = [""], tree.children
     for index, operand in enumerate(operands):
-        lines[-1] += operator if index else ""
-        at = column + len(lines[0]) if len(lines) == 1 else len(lines[-1])
         last = index == len(operands) - 1
-        layout = _layout(operand, at, reserve if last else len(operator) + 1)
+        room = reserve if last else len(operator) + 1
+        own_line = " " * column + operator.lstrip()
+        if index and len(lines) > 1:  # after an operand that broke, each starts its own line
+            lines.append(own_line)
+            layout = _layout(operand, len(own_line), room)
+        else:
+            lines[-1] += operator if index else ""
+            at = column + len(lines[-1]) if len(lines) == 1 else len(lines[-1])
+            layout = _layout(operand, at, room)
+            if index and _widest(layout, at) > WIDTH:  # too far right: start a line of its own
+                below = _layout(operand, len(own_line), room)
+                if _widest(below, len(own_line)) < _widest(layout, at):
+                    lines[-1] = lines[-1][:-len(operator)]
+                    lines.append(own_line)
+                    layout = below
         lines[-1] += layout[0]
         lines += layout[1:]
     return lines
+
+
+def _widest(layout: list[str], column: int) -> int:
+    """The widest line of a layout whose first line starts at `column`."""
+    return max([column + len(layout[0]), *(len(line) for line in layout[1:])])
 
 
 def _parameter(tree: Tree) -> str:
