@@ -178,3 +178,23 @@ class ShapeError(ArchDSLError):
 
 class InputShapeError(ArchDSLError):
     """The network's input shape is missing or malformed."""
+
+
+class TargetError(RunError):
+    """An import target (torchvision:NAME, path/to/file.py:NAME, package.module:NAME) that
+    cannot be loaded, or whose object gives no nn.Module."""
+
+
+class UnsupportedModelError(RunError):
+    """A module that `archdsl import` cannot write as a spec. `unsupported` lists every module
+    or function call without an archdsl counterpart, each with where it is called; the message
+    lists them all."""
+
+    def __init__(self, message: str, unsupported: tuple[str, ...] = (), hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.unsupported = unsupported
+
+
+class UntraceableModelError(UnsupportedModelError):
+    """torch.fx cannot trace the module's forward (control flow that depends on the data), or
+    the forward fails on the input shape given."""

@@ -14,6 +14,7 @@ class _Elementwise(Layer):
     """Builds torch.nn.<same name>(**arguments)."""
 
     kind = "activation"
+    elementwise = True
 
     def _torch_arguments(self) -> dict:
         return {}
@@ -23,25 +24,46 @@ class _Elementwise(Layer):
         return getattr(nn, self.dsl_name)(**self._torch_arguments())
 
 
-def _plain(name: str, doc: str) -> type[Layer]:
-    return register(dataclass(frozen=True)(type(name, (_Elementwise,), {"__doc__": doc})))
+def _plain(name: str, doc: str, functions: dict[str, tuple[str, ...]],
+           **attributes) -> type[Layer]:
+    """A layer built as torch.nn.<name>() and imported from it or from `functions`."""
+    return register(dataclass(frozen=True)(type(name, (_Elementwise,), {
+        "__doc__": doc, "torch_modules": (name,), "torch_functions": functions,
+        **attributes})))
 
 
-ReLU = _plain("ReLU", "max(0, x).")
-ReLU6 = _plain("ReLU6", "min(max(0, x), 6).")
-SiLU = _plain("SiLU", "x · sigmoid(x), also called swish.")
-Sigmoid = _plain("Sigmoid", "1 / (1 + exp(−x)).")
-Tanh = _plain("Tanh", "Hyperbolic tangent.")
-Identity = _plain("Identity", "Passes its input through unchanged.")
-Hardswish = _plain("Hardswish", "x · ReLU6(x + 3) / 6, MobileNetV3's cheap swish.")
-Hardsigmoid = _plain("Hardsigmoid", "ReLU6(x + 3) / 6, MobileNetV3's cheap sigmoid.")
-Mish = _plain("Mish", "x · tanh(softplus(x)).")
+def _functional(name: str, inplace: bool = True) -> dict[str, tuple[str, ...]]:
+    """torch.nn.functional.<name>(x, inplace=False)."""
+    return {f"torch.nn.functional.{name}": ("inplace",) if inplace else ()}
+
+
+def _everywhere(name: str) -> dict[str, tuple[str, ...]]:
+    """torch.<name>(x), x.<name>() and torch.nn.functional.<name>(x)."""
+    return {f"torch.{name}": (), f"Tensor.{name}": (), f"torch.nn.functional.{name}": ()}
+
+
+ReLU = _plain("ReLU", "max(0, x).", {**_functional("relu"), "torch.relu": (),
+                                      "Tensor.relu": ()})
+ReLU6 = _plain("ReLU6", "min(max(0, x), 6).", _functional("relu6"))
+SiLU = _plain("SiLU", "x · sigmoid(x), also called swish.", _functional("silu"))
+Sigmoid = _plain("Sigmoid", "1 / (1 + exp(−x)).", _everywhere("sigmoid"))
+Tanh = _plain("Tanh", "Hyperbolic tangent.", _everywhere("tanh"))
+Identity = _plain("Identity", "Passes its input through unchanged.", {}, passes_through=True)
+Hardswish = _plain("Hardswish", "x · ReLU6(x + 3) / 6, MobileNetV3's cheap swish.",
+                   _functional("hardswish"))
+Hardsigmoid = _plain("Hardsigmoid", "ReLU6(x + 3) / 6, MobileNetV3's cheap sigmoid.",
+                     _functional("hardsigmoid"))
+Mish = _plain("Mish", "x · tanh(softplus(x)).", _functional("mish"))
 
 
 @register
 @dataclass(frozen=True)
 class LeakyReLU(_Elementwise):
     """max(0, x) + slope · min(0, x)."""
+
+    torch_keywords = {"negative_slope": "slope"}
+    torch_modules = ("LeakyReLU",)
+    torch_functions = {"torch.nn.functional.leaky_relu": ("negative_slope", "inplace")}
 
     slope: float = 0.01
 
@@ -53,6 +75,9 @@ class LeakyReLU(_Elementwise):
 @dataclass(frozen=True)
 class ELU(_Elementwise):
     """x where x > 0, else alpha · (exp(x) − 1)."""
+
+    torch_modules = ("ELU",)
+    torch_functions = {"torch.nn.functional.elu": ("alpha", "inplace")}
 
     alpha: float = 1.0
 
@@ -66,6 +91,8 @@ class Hardtanh(_Elementwise):
     """x clamped to [min, max]."""
 
     torch_keywords = {"min_val": "min", "max_val": "max"}
+    torch_modules = ("Hardtanh",)
+    torch_functions = {"torch.nn.functional.hardtanh": ("min_val", "max_val", "inplace")}
 
     min: float = -1.0
     max: float = 1.0
@@ -89,6 +116,8 @@ class PReLU(_Elementwise):
     # PyTorch's count of slopes is 1 or the channels; archdsl reads the channels from the input.
     torch_keywords = {"num_parameters": lambda n: ("per_channel", n != 1)}
     torch_positional = ("num_parameters", "init")
+    torch_modules = ("PReLU",)
+    elementwise = False  # its slopes are per channel: the channels must be on axis 1
 
     per_channel: bool = False
     init: float = 0.25
@@ -106,6 +135,9 @@ class PReLU(_Elementwise):
 class GELU(_Elementwise):
     """Gaussian error linear unit, exact or with the tanh approximation."""
 
+    torch_modules = ("GELU",)
+    torch_functions = {"torch.nn.functional.gelu": ("approximate",)}
+
     approximate: Literal["none", "tanh"] = "none"
 
     def _torch_arguments(self) -> dict:
@@ -118,6 +150,11 @@ class Softmax(_Elementwise):
     """Softmax along `dim`, counted as in PyTorch with the batch axis as 0."""
 
     probabilities = True
+    elementwise = False
+    torch_modules = ("Softmax",)
+    torch_functions = {"torch.nn.functional.softmax": ("dim", "_stacklevel", "dtype"),
+                       "torch.softmax": ("dim", "dtype"), "Tensor.softmax": ("dim", "dtype")}
+    torch_fixed = {"dtype": None}
 
     dim: int = 1
 

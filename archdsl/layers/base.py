@@ -12,6 +12,7 @@ import functools
 from typing import Callable, ClassVar
 
 from ..errors import ArgumentError, UnknownLayerError
+from . import importing
 from .arguments import (bind_arguments, from_torch, KEYWORDS, keyword_slip, literal,
                         suggest)
 from .geometry import count_formula, format_shape, numel, Shape
@@ -92,6 +93,24 @@ class Layer:
     # read; `multiplies`: the product that does (Multiply).
     factor: ClassVar[bool] = False
     multiplies: ClassVar[bool] = False
+    # Importing from PyTorch (archdsl import, layers/importing.py). The torch module classes
+    # this layer stands for, by class name: PyTorch's, torchvision's, and the helper classes
+    # (layers/modules.py) that an exported Python file defines.
+    torch_modules: ClassVar[tuple[str, ...]] = ()
+    # Those of torch_modules that read their features from the last axis (nn.LayerNorm,
+    # nn.Linear): on a C×H×W map they are this layer over the channels only once a permute has
+    # moved the channels last (ConvNeXt's block).
+    torch_last_axis: ClassVar[tuple[str, ...]] = ()
+    # The functions that are this layer ("torch.nn.functional.relu", "Tensor.relu" for the
+    # method), each with PyTorch's names of its arguments after the input, in order.
+    torch_functions: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # PyTorch settings that archdsl builds one way only, with the value they must have.
+    torch_fixed: ClassVar[dict[str, object]] = {}
+    # The same result whatever the order of the axes (element-wise), so a channels-last tensor
+    # may pass through it.
+    elementwise: ClassVar[bool] = False
+    # Its output is its input (nn.Identity): an imported network needs no step for it.
+    passes_through: ClassVar[bool] = False
     frozen: bool = dataclasses.field(default=False, kw_only=True)
 
     def check(self) -> None:
@@ -163,6 +182,27 @@ class Layer:
     def build(self, facts: Facts):
         """The torch module for inputs of these facts' shapes."""
         raise NotImplementedError
+
+    @classmethod
+    def from_torch_module(cls, module, shape: Shape) -> dict:
+        """This layer's arguments (field: value) for `module`, one of torch_modules, on an
+        input of archdsl's shape `shape` (channels first); a ValueError names the setting that
+        archdsl cannot express. Read by PyTorch's names (torch_keywords); layers whose torch
+        module keeps a setting otherwise override this."""
+        return importing.module_arguments(cls, module, shape)
+
+    @classmethod
+    def from_torch_call(cls, function: str, settings: dict, shape: Shape) -> dict | None:
+        """This layer's arguments for a call of `function` (a name of torch_functions) with
+        `settings` (PyTorch's argument names: values) on an input of shape `shape`; None where
+        the call is not this layer (x.mean() over the channels is no GlobalAvgPool)."""
+        return importing.translated(cls, settings)
+
+    @classmethod
+    def written(cls, values: dict) -> tuple[tuple[str | None, object], ...]:
+        """`values` (field: value) as a person writes the call: only those that differ from
+        the defaults, positional first where archdsl takes them by position."""
+        return importing.written(cls, values)
 
     @classmethod
     def usage(cls) -> str:

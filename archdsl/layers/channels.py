@@ -22,6 +22,7 @@ class Chunk(Layer):
     the rest, so there may be fewer pieces than chunks (5 channels in 4 chunks: 2, 2, 1)."""
 
     kind = "shape"
+    torch_modules = ("Chunk",)  # archdsl's own, as an exported file defines it
 
     index: NonNegativeInt
     chunks: PositiveInt = 2
@@ -68,6 +69,8 @@ class ChannelShuffle(Layer):
     """nn.ChannelShuffle: the channels as `groups` groups, interleaved (ShuffleNet)."""
 
     kind = "shape"
+    torch_modules = ("ChannelShuffle",)
+    torch_functions = {"torch.nn.functional.channel_shuffle": ("groups",)}
 
     groups: PositiveInt
 

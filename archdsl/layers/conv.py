@@ -22,6 +22,7 @@ class _Convolution(Layer):
     kind = "conv"
     torch_inferred = "input channels"
     torch_keywords = {"in_channels": None, "out_channels": "out", "kernel_size": "kernel"}
+    torch_fixed = {"padding_mode": "zeros"}
 
     def check(self) -> None:
         if self.out % self.groups:
@@ -81,6 +82,8 @@ class _Convolution(Layer):
 @dataclass(frozen=True)
 class Conv(_Convolution):
     """Convolution over 1, 2 or 3 spatial axes, chosen by the input's rank (Conv1d/2d/3d)."""
+
+    torch_modules = ("Conv1d", "Conv2d", "Conv3d")
 
     out: PositiveInt
     kernel: Size
@@ -143,6 +146,8 @@ class Conv(_Convolution):
 class ConvTranspose(_Convolution):
     """Transposed convolution over 1, 2 or 3 spatial axes (ConvTranspose1d/2d/3d): each input
     element spreads a kernel-sized window onto an output S times as large, less 2P, plus OP."""
+
+    torch_modules = ("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
 
     out: PositiveInt
     kernel: Size

@@ -17,6 +17,8 @@ class Flatten(Layer):
 
     kind = "shape"
     mixes_positions = True
+    torch_modules = ("Flatten",)
+    torch_fixed = {"start_dim": 1, "end_dim": -1}
 
     def output_shape(self, shape: Shape) -> Shape:
         return (math.prod(shape),)
@@ -45,6 +47,9 @@ class Linear(Layer):
     kind = "linear"
     torch_inferred = "input features"
     torch_keywords = {"in_features": None, "out_features": "out"}
+    # nn.Linear on a C×H×W map reads the last axis: the channels after a permute
+    torch_modules = ("Linear", "PointwiseLinear")
+    torch_last_axis = ("Linear",)
 
     out: PositiveInt
     bias: bool = True
@@ -91,6 +96,10 @@ class Linear(Layer):
         linear = PointwiseLinear if len(shape) > 1 else nn.Linear
         return linear(shape[0], self.out, self.bias)
 
+    @classmethod
+    def from_torch_module(cls, module, shape: Shape) -> dict:
+        return {**super().from_torch_module(module, shape), "pointwise": len(shape) > 1}
+
 
 @register
 @dataclass(frozen=True)
@@ -98,6 +107,9 @@ class Dropout(Layer):
     """Zero each element with probability p while training."""
 
     kind = "regularization"
+    elementwise = True
+    torch_modules = ("Dropout",)
+    torch_functions = {"torch.nn.functional.dropout": ("p", "training", "inplace")}
 
     p: Probability = 0.5
 

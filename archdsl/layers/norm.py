@@ -31,6 +31,7 @@ class BatchNorm(Layer):
     torch_inferred = "channels"
     torch_keywords = {"num_features": None}
     torch_positional = ("num_features", "eps", "momentum", "affine", "track_running_stats")
+    torch_modules = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
 
     eps: PositiveFloat = field(default=1e-5, kw_only=True)
     momentum: Probability = field(default=0.1, kw_only=True)
@@ -76,6 +77,10 @@ class LayerNorm(Layer):
     torch_inferred = "normalized shape"
     torch_keywords = {"normalized_shape": None, "elementwise_affine": "affine"}
     torch_positional = ("normalized_shape", "eps", "elementwise_affine", "bias")
+    # nn.LayerNorm(C) normalizes the last axis: the channels after a permute, or flat features;
+    # torchvision's LayerNorm2d and the exported ChannelLayerNorm normalize the channels
+    torch_modules = ("LayerNorm", "LayerNorm2d", "ChannelLayerNorm")
+    torch_last_axis = ("LayerNorm",)
 
     eps: PositiveFloat = field(default=1e-5, kw_only=True)
     affine: bool = field(default=True, kw_only=True)
@@ -104,6 +109,16 @@ class LayerNorm(Layer):
         norm = nn.LayerNorm if len(shape) == 1 else ChannelLayerNorm
         return norm(shape[0], self.eps, self.affine, self.bias)
 
+    @classmethod
+    def from_torch_module(cls, module, shape: Shape) -> dict:
+        if tuple(module.normalized_shape) != shape[:1]:
+            raise ValueError(f"normalized_shape={tuple(module.normalized_shape)} normalizes "
+                             f"more than the {shape[0]} channels")
+        values = super().from_torch_module(module, shape)
+        if not values.get("affine", True):
+            values.pop("bias", None)  # no affine, no bias either
+        return values
+
 
 @register
 @dataclass(frozen=True)
@@ -115,6 +130,7 @@ class GroupNorm(Layer):
     torch_inferred = "channels"
     torch_keywords = {"num_groups": "groups", "num_channels": None}
     torch_positional = ("num_groups", "num_channels", "eps", "affine")
+    torch_modules = ("GroupNorm",)
 
     groups: PositiveInt
     eps: PositiveFloat = field(default=1e-5, kw_only=True)
@@ -155,6 +171,7 @@ class InstanceNorm(Layer):
     torch_inferred = "channels"
     torch_keywords = {"num_features": None}
     torch_positional = ("num_features", "eps", "momentum", "affine", "track_running_stats")
+    torch_modules = ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")
 
     eps: PositiveFloat = field(default=1e-5, kw_only=True)
     momentum: Probability = field(default=0.1, kw_only=True)

@@ -13,12 +13,42 @@ from .geometry import (axis_names, format_output, format_shape, format_size, for
 PoolPadding = Annotated[Union[int, tuple[int, ...]], Min(0),
                         "a non-negative integer or a tuple such as (0, 1)"]
 
+MEANS = {"Tensor.mean": ("dim", "keepdim", "dtype"), "torch.mean": ("dim", "keepdim", "dtype")}
+
+
+def _spatial_mean(settings: dict, shape: Shape) -> bool:
+    """Whether a mean is over every spatial axis and no other, of an input of `shape` (batch
+    axis excluded), in its natural type."""
+    dims = settings.get("dim")
+    if settings.get("dtype") is not None or dims is None or len(shape) < 2:
+        return False
+    dims = dims if isinstance(dims, (list, tuple)) else (dims,)
+    rank = len(shape) + 1
+    if not all(isinstance(d, int) and -rank <= d < rank for d in dims):
+        return False
+    return sorted(d % rank for d in dims) == list(range(2, rank))
+
 
 class _WindowPool(Layer):
     """Shared by MaxPool and AvgPool: same window arithmetic, different torch class."""
 
     kind = "pool"
     torch_keywords = {"kernel_size": "kernel"}
+
+    @classmethod
+    def from_torch_module(cls, module, shape: Shape) -> dict:
+        return cls._default_stride(super().from_torch_module(module, shape))
+
+    @classmethod
+    def from_torch_call(cls, function: str, settings: dict, shape: Shape) -> dict:
+        return cls._default_stride(super().from_torch_call(function, settings, shape))
+
+    @staticmethod
+    def _default_stride(values: dict) -> dict:
+        """PyTorch keeps the kernel as the stride it defaults to; archdsl leaves it out."""
+        if values.get("stride") in (values.get("kernel"), ()):
+            values.pop("stride")
+        return values
 
     def resolve(self, shape: Shape) -> WindowFacts:
         channels, spatial = spatial_input(self, shape)
@@ -69,6 +99,12 @@ class _WindowPool(Layer):
 class MaxPool(_WindowPool):
     """Max over each window; stride defaults to the kernel size."""
 
+    torch_modules = ("MaxPool1d", "MaxPool2d", "MaxPool3d")
+    torch_functions = {f"torch.nn.functional.max_pool{n}d": (
+        "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+        for n in (1, 2, 3)}
+    torch_fixed = {"return_indices": False}
+
     kernel: Size
     stride: Size | None = None
     padding: PoolPadding = 0
@@ -85,6 +121,14 @@ class MaxPool(_WindowPool):
 @dataclass(frozen=True)
 class AvgPool(_WindowPool):
     """Mean over each window; stride defaults to the kernel size."""
+
+    torch_modules = ("AvgPool1d", "AvgPool2d", "AvgPool3d")
+    torch_functions = {"torch.nn.functional.avg_pool1d": (
+        "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+        **{f"torch.nn.functional.avg_pool{n}d": (
+            "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+            "divisor_override") for n in (2, 3)}}
+    torch_fixed = {"divisor_override": None}
 
     kernel: Size
     stride: Size | None = None
@@ -105,6 +149,10 @@ class AdaptiveAvgPool(Layer):
 
     kind = "pool"
     mixes_positions = True
+    torch_keywords = {"output_size": "size"}
+    torch_modules = ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d")
+    torch_functions = {**{f"torch.nn.functional.adaptive_avg_pool{n}d": ("output_size",)
+                          for n in (1, 2, 3)}, **MEANS}
 
     size: Size
 
@@ -128,6 +176,14 @@ class AdaptiveAvgPool(Layer):
         pool = getattr(nn, f"AdaptiveAvgPool{len(facts.output) - 1}d")
         return pool(facts.output[1:])
 
+    @classmethod
+    def from_torch_call(cls, function: str, settings: dict, shape: Shape) -> dict | None:
+        if function not in MEANS:
+            return super().from_torch_call(function, settings, shape)
+        # x.mean((2, 3), keepdim=True): to 1×1
+        return {"size": 1} if settings.get("keepdim") and _spatial_mean(settings, shape) \
+            else None
+
 
 @register
 @dataclass(frozen=True)
@@ -136,6 +192,7 @@ class GlobalAvgPool(Layer):
 
     kind = "pool"
     mixes_positions = True
+    torch_functions = MEANS  # x.mean((2, 3)), as ShuffleNet and MNASNet pool
 
     def output_shape(self, shape: Shape) -> Shape:
         channels, _ = spatial_input(self, shape)
@@ -157,3 +214,7 @@ class GlobalAvgPool(Layer):
         from torch import nn
         pool = getattr(nn, f"AdaptiveAvgPool{len(facts.inputs[0]) - 1}d")
         return nn.Sequential(pool(1), nn.Flatten(1))
+
+    @classmethod
+    def from_torch_call(cls, function: str, settings: dict, shape: Shape) -> dict | None:
+        return {} if not settings.get("keepdim") and _spatial_mean(settings, shape) else None

@@ -7,6 +7,7 @@ from typing import Literal
 
 from .arguments import Probability
 from .base import Facts, Layer, register
+from .importing import shortest_float32
 from .geometry import format_shape, Shape
 
 
@@ -19,6 +20,7 @@ class LayerScale(Layer):
 
     kind = "scale"  # its window is the identity: in a product, the other factor sets the field
     factor = True
+    torch_modules = ("LayerScale",)  # archdsl's own, as an exported file defines it
 
     init: float = 1e-6
 
@@ -41,6 +43,25 @@ class LayerScale(Layer):
         from .modules import LayerScale as Scale
         return Scale(facts.output, self.init)
 
+    @classmethod
+    def from_torch_module(cls, module, shape: Shape) -> dict:
+        return cls.from_torch_parameter(module.scale)
+
+    @classmethod
+    def from_torch_parameter(cls, scale) -> dict:
+        """The layer for a scale parameter (torchvision ConvNeXt's layer_scale): `init` is its
+        value where all are equal, as a fresh one is, else their mean; none where the
+        parameter has no values (the meta device). Its shape must be C×1×…."""
+        if scale.dim() < 2 or any(n != 1 for n in scale.shape[1:]):
+            raise ValueError(f"a scale of shape {'×'.join(map(str, scale.shape))} is not one "
+                             f"per channel (C×1×1)")
+        if scale.is_meta:
+            return {}
+        values = scale.detach().float()
+        value = values.flatten()[0] if bool((values == values.flatten()[0]).all()) else \
+            values.mean()
+        return {"init": shortest_float32(float(value))}
+
 
 @register
 @dataclass(frozen=True)
@@ -50,6 +71,10 @@ class StochasticDepth(Layer):
     the identity at evaluation."""
 
     kind = "regularization"
+    elementwise = True  # per example
+    torch_modules = ("StochasticDepth",)  # torchvision.ops'
+    torch_functions = {"torchvision.ops.stochastic_depth.stochastic_depth": (
+        "p", "mode", "training")}
 
     p: Probability
     mode: Literal["row", "batch"] = "row"

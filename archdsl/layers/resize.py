@@ -24,6 +24,12 @@ class Upsample(Layer):
     """Upsample by `scale` per spatial axis (nn.Upsample); 'nearest' fits any rank."""
 
     kind = "resize"
+    torch_keywords = {"scale_factor": "scale"}
+    torch_modules = ("Upsample",)
+    torch_functions = {"torch.nn.functional.interpolate": (
+        "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor", "antialias")}
+    # align_corners=False is PyTorch's default for the interpolating modes, as None is
+    torch_fixed = {"size": None, "recompute_scale_factor": None, "antialias": False}
 
     scale: Size = 2
     mode: Literal["nearest", "linear", "bilinear", "bicubic", "trilinear"] = "nearest"
@@ -58,3 +64,20 @@ class Upsample(Layer):
         from torch import nn
         # torch 2.x no longer warns without align_corners; its default (False) is what we want.
         return nn.Upsample(scale_factor=facts.scale, mode=self.mode)
+
+    @classmethod
+    def from_torch_module(cls, module, shape: Shape) -> dict:
+        return cls._aligned(module.align_corners, super().from_torch_module(module, shape))
+
+    @classmethod
+    def from_torch_call(cls, function: str, settings: dict, shape: Shape) -> dict:
+        settings = dict(settings)
+        align_corners = settings.pop("align_corners", None)
+        return cls._aligned(align_corners, super().from_torch_call(function, settings, shape))
+
+    @staticmethod
+    def _aligned(align_corners, values: dict) -> dict:
+        if align_corners:
+            raise ValueError("align_corners=True (archdsl's Upsample interpolates as "
+                             "align_corners=False does)")
+        return values
