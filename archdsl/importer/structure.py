@@ -99,11 +99,12 @@ class _Repeat:
 def write_spec(graph: ImportedGraph) -> str:
     """The spec text of an imported graph, in `archdsl fmt`'s layout."""
     nodes, output = _normalized(graph.nodes)
-    body, references = _Decomposition(nodes).run(output)
-    body = _group(body, (), nodes)
+    decomposition = _Decomposition(nodes)
+    body, references = decomposition.run(output)
+    body = _Grouping(nodes, decomposition.dominator).seq(body, ())
     body = _name_skips(body, references, nodes)
     read = frozenset(_read_names(body))
-    definitions, body = _define(body)
+    definitions, body = _define(_shared_branches(body))
     definitions = [(name, parameters, _repeat(seq, read))
                    for name, parameters, seq in definitions]
     body = _repeat(body, read)
@@ -314,13 +315,9 @@ def _scope_counts(nodes) -> Counter:
     return counts
 
 
-def _group(seq: _Seq, path: tuple, nodes: dict[str, ImportedNode]) -> _Seq:
-    return _Grouping(_scope_counts(nodes.values()), nodes).seq(seq, path)
-
-
 class _Grouping:
-    def __init__(self, counts: Counter, nodes: dict):
-        self.counts, self.nodes = counts, nodes
+    def __init__(self, nodes: dict[str, ImportedNode], dominator: dict[str, str | None]):
+        self.counts, self.nodes, self.dominator = _scope_counts(nodes.values()), nodes, dominator
 
     def seq(self, seq: _Seq, path: tuple) -> _Seq:
         steps, out, index = list(seq.steps), [], 0
@@ -347,11 +344,22 @@ class _Grouping:
         return _inner(step, lambda seq: self.seq(seq, path))
 
     def members(self, step) -> list[ImportedNode]:
-        """The layers that place a step in a module: merges go where their branches are
-        (DenseNet's concatenation runs in the next layer's forward), unless the step is one."""
+        """The layers that place a step in a module. A merge counts where it runs in a module
+        around its branches' that also takes the value they fork from (RegNet's
+        `x + self.f(x)`), not elsewhere (DenseNet's concatenation runs in the next layer's
+        forward, or in the block's, of the last layer's features); a step that is one merge is
+        where it runs."""
         all_nodes = [self.nodes[name] for name in _nodes(step)]
         layers = [n for n in all_nodes if not _is_merge(n.layer)]
-        return layers or all_nodes
+        if not layers:
+            return all_nodes
+        common = _common_prefix([n.scope for n in layers])
+        return [n for n in all_nodes if not _is_merge(n.layer) or
+                (common[:len(n.scope)] == n.scope and not self.within(self.dominator[n.name],
+                                                                     n.scope))]
+
+    def within(self, name: str, scope: tuple) -> bool:
+        return name != INPUT and self.nodes[name].scope[:len(scope)] == scope
 
     def child(self, step, path: tuple):
         """The submodule of `path` that computes all of the step, or None."""
@@ -496,6 +504,33 @@ def _define(body: _Seq) -> tuple[list[tuple[str, list[str], _Seq]], _Seq]:
     return definitions, body
 
 
+def _shared_branches(body: _Seq) -> _Seq:
+    """A branch of three steps or more that several structures of one module class share (the
+    body of ResNet's bottleneck with and without its downsampling shortcut) as a group of its
+    own, `<Class>Body`, so that it becomes one definition the others call."""
+    by_class: dict[str, list[_Group]] = {}
+    for group in _groups(body):
+        by_class.setdefault(group.scope[-1][1], []).append(group)
+    replacements = {}
+    for cls, groups in by_class.items():
+        variants = {_shape(g.body): g for g in groups}
+        if cls in CONTAINERS or len(variants) < 2:
+            continue
+        seen = Counter(shape for g in variants.values() for shape in
+                       {_shape(b) for b in _branches_of(g) if len(b.steps) >= 3})
+        shared = {shape for shape, count in seen.items() if count >= 2}
+        for group in groups:
+            for branch in _branches_of(group):
+                if _shape(branch) in shared:
+                    scope = group.scope + (("body", cls.lstrip("_") + "Body"),)
+                    replacements[id(branch)] = _Seq((_Group(branch, None, scope),))
+    return _replaced(body, replacements)
+
+
+def _branches_of(group: _Group) -> list[_Seq]:
+    return [b for step in group.body.steps if isinstance(step, _Branches) for b in step.branches]
+
+
 def _groups(term) -> list[_Group]:
     if isinstance(term, _Seq):
         return [g for step in term.steps for g in _groups(step)]
@@ -625,8 +660,9 @@ def _derived(label: str, column: tuple, known) -> str | None:
     divided by, a whole constant, in every instance."""
     if not all(type(v) is int for v in column):
         return None
+    label = _argument(label)
     for parameter, other, feeds in known:
-        if not any(label in kinds and feeds in kinds for kinds in RELATED) or \
+        if not any(label in kinds and _argument(feeds) in kinds for kinds in RELATED) or \
                 not all(type(v) is int and v > 0 for v in other):
             continue
         for factor in range(2, 65):
@@ -636,6 +672,12 @@ def _derived(label: str, column: tuple, known) -> str | None:
             if all(v == o // divisor for v, o in zip(column, other)):
                 return f"{parameter}//{divisor}"
     return None
+
+
+def _argument(label: str) -> str:
+    """The layer argument a value is given as: a definition's parameter `c2` stands for `out`."""
+    base = label.rstrip("0123456789") or label
+    return next((field for field, short in PARAMETER_NAMES.items() if short == base), label)
 
 
 def _parameter_name(label: str, taken: list[str]) -> str:
@@ -666,17 +708,8 @@ def _definition_name(cls: str, groups: list[_Group], main: list[_Group], taken: 
 
 
 def _words(term) -> list[str]:
-    """The names a term's structure shows: its named groups and the definitions it calls."""
-    if isinstance(term, _Use):
-        return [term.definition]
-    found = [term.name] if isinstance(term, _Group) and term.name else []
-    if isinstance(term, _Seq):
-        return [w for step in term.steps for w in _words(step)]
-    if isinstance(term, _Group):
-        return found + _words(term.body)
-    if isinstance(term, _Branches):
-        return [w for b in term.branches for w in _words(b)]
-    return found
+    """The names a term's structure shows: its steps' `as` names (a group's: its module's)."""
+    return _names(term)
 
 
 # 5. Repeats -------------------------------------------------------------------------------------
@@ -759,6 +792,10 @@ def _step(term) -> str:
         only = term.body.steps[0] if len(term.body.steps) == 1 else None
         if isinstance(only, _Repeat):  # `Block*3 as layer1`: the copies form one scope still
             return _named(_step(only), term.name)
+        if only is not None and not getattr(only, "name", None) and \
+                (term.name is None or not isinstance(only, _Branches)):
+            # [Block(64)] as block1 is Block(64) as block1; [Conv(8, 1)] is Conv(8, 1)
+            return _step(dataclasses.replace(only, name=term.name) if term.name else only)
         return _named(f"[{_chain(term.body)}]", term.name)
     if isinstance(term, _Branches):
         operator = layer_class(term.merge)._operator

@@ -126,9 +126,12 @@ def test_instances_of_a_block_class_become_definitions_with_parameters():
     text = imported(ResidualNet(), residual_graph())
     assert text.startswith("# imported from a test module by archdsl import\ninput 3x16x16\n")
     text = flat(text)
-    assert "def Block(c) = [[Conv(c, 3, p=1, bias=false)" in text
-    assert "def BlockDownsample(c, s=1) = [[Conv(c, 3, s=s, p=1, bias=false)" in text
-    assert "[Conv(c, 1, s=s, bias=false) -> BatchNorm] as downsample" in text
+    # the residual branch both structures share is a definition of its own
+    assert "def BlockBody(c, s=1) = [Conv(c, 3, s=s, p=1, bias=false) -> BatchNorm -> ReLU " \
+           "-> Conv(c, 3, p=1, bias=false) -> BatchNorm]" in text
+    assert "def Block(c) = [BlockBody(c) + Identity -> ReLU]" in text
+    assert "def BlockDownsample(c, s=1) = [BlockBody(c, s) + [Conv(c, 1, s=s, bias=false) -> " \
+           "BatchNorm] as downsample -> ReLU]" in text
     assert "[Block(8) -> BlockDownsample(16, 2) -> Block(16) -> BlockDownsample(32)] as " \
            "layer" in text
 
