@@ -14,6 +14,7 @@ from archdsl import analyze, parse
 from archdsl.compiler import build, load_state_dict_by_order
 from archdsl.fmt import format_spec
 from conftest import ROOT
+from test_trace import SimpleCNN  # the tutorial's class, as the tutorial writes it
 from test_zoo import hooked_macs
 
 # name: (the input the spec declares, the smallest input compared by a forward pass, keywords)
@@ -90,31 +91,6 @@ def test_resnet50_is_about_as_short_as_the_zoos():
     assert "-> Bottleneck(128)*3] as layer2" in text
 
 
-class SimpleCNN(nn.Module):
-    """The tutorial's network, written as the tutorial writes it."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv_block = nn.Sequential(
-            nn.Conv2d(1, 16, kernel_size=3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, kernel_size=3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        )
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(32 * 7 * 7, 128),
-            nn.ReLU(),
-            nn.Linear(128, 10),
-        )
-
-    def forward(self, x):
-        x = self.conv_block(x)
-        return self.classifier(x)
-
-
 def rows(analysis):
     return [(row.type, row.layer, row.input, row.output, row.params, row.buffers, row.macs)
             for row in analysis.rows]
@@ -122,7 +98,7 @@ def rows(analysis):
 
 def test_the_tutorials_simple_cnn_imports_as_simple_cnn_spec():
     text = archdsl.from_module(SimpleCNN(), (1, 28, 28))
-    assert text.startswith(f"# imported from {__name__}.SimpleCNN() by archdsl import\n"
+    assert text.startswith("# imported from test_trace.SimpleCNN() by archdsl import\n"
                            f"input 1x28x28\n")
     ours = analyze(parse(text))
     shipped = analyze(parse((ROOT / "specs" / "simple_cnn.spec").read_text()))
