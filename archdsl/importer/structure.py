@@ -792,8 +792,7 @@ def _step(term) -> str:
         only = term.body.steps[0] if len(term.body.steps) == 1 else None
         if isinstance(only, _Repeat):  # `Block*3 as layer1`: the copies form one scope still
             return _named(_step(only), term.name)
-        if only is not None and not getattr(only, "name", None) and \
-                (term.name is None or not isinstance(only, _Branches)):
+        if isinstance(only, (_Call, _Use)) and not only.name:  # its rows' names stay apart
             # [Block(64)] as block1 is Block(64) as block1; [Conv(8, 1)] is Conv(8, 1)
             return _step(dataclasses.replace(only, name=term.name) if term.name else only)
         return _named(f"[{_chain(term.body)}]", term.name)

@@ -20,15 +20,21 @@ from test_zoo import hooked_macs
 # name: (the input the spec declares, the smallest input compared by a forward pass, keywords)
 MODELS = {
     "alexnet": ((3, 224, 224), (3, 64, 64), {}),
+    "convnext_tiny": ((3, 224, 224), (3, 32, 32), {}),
     "densenet121": ((3, 224, 224), (3, 32, 32), {}),
+    "efficientnet_b0": ((3, 224, 224), (3, 32, 32), {}),
     "googlenet": ((3, 224, 224), (3, 64, 64), {"aux_logits": False, "init_weights": False}),
     "inception_v3": ((3, 299, 299), (3, 75, 75), {"aux_logits": False, "init_weights": False}),
     "mnasnet1_0": ((3, 224, 224), (3, 32, 32), {}),
     "mobilenet_v2": ((3, 224, 224), (3, 32, 32), {}),
+    "mobilenet_v3_large": ((3, 224, 224), (3, 32, 32), {}),
+    "mobilenet_v3_small": ((3, 224, 224), (3, 32, 32), {}),
     "resnet18": ((3, 224, 224), (3, 32, 32), {}),
     "resnet50": ((3, 224, 224), (3, 32, 32), {}),
     "resnext50_32x4d": ((3, 224, 224), (3, 32, 32), {}),
     "regnet_x_400mf": ((3, 224, 224), (3, 32, 32), {}),
+    "regnet_y_400mf": ((3, 224, 224), (3, 32, 32), {}),
+    "shufflenet_v2_x1_0": ((3, 224, 224), (3, 32, 32), {}),
     "squeezenet1_1": ((3, 224, 224), (3, 64, 64), {}),
     "vgg16_bn": ((3, 224, 224), (3, 32, 32), {}),
 }
@@ -67,7 +73,7 @@ def test_the_spec_counts_what_the_model_has(model_and_spec):
     assert analysis.totals.buffers == sum(b.numel() for b in model.buffers())
     with torch.device("meta"):  # the MACs at the declared input, computing nothing
         meta = torchvision.models.get_model(name, weights=None, **MODELS[name][2]) \
-            if name != "regnet_x_400mf" else None
+            if not name.startswith("regnet") else None
     if meta is None:  # RegNet reads its widths back from tensors: built on the CPU
         meta = torchvision.models.get_model(name, weights=None).to("meta")
     macs, output = hooked_macs(meta.eval(), torch.empty(1, *analysis.input, device="meta"))
@@ -99,7 +105,7 @@ def rows(analysis):
 def test_the_tutorials_simple_cnn_imports_as_simple_cnn_spec():
     text = archdsl.from_module(SimpleCNN(), (1, 28, 28))
     assert text.startswith("# imported from test_trace.SimpleCNN() by archdsl import\n"
-                           f"input 1x28x28\n")
+                           "input 1x28x28\n")
     ours = analyze(parse(text))
     shipped = analyze(parse((ROOT / "specs" / "simple_cnn.spec").read_text()))
     assert rows(ours) == rows(shipped)
