@@ -180,6 +180,12 @@ class InputShapeError(ArchDSLError):
     """The network's input shape is missing or malformed."""
 
 
+def first_line(error: BaseException) -> str:
+    """An exception's message in one line, for a report of what failed where."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
 class TargetError(RunError):
     """An import target (torchvision:NAME, path/to/file.py:NAME, package.module:NAME) that
     cannot be loaded, or whose object gives no nn.Module."""

@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.fx.passes.shape_prop import ShapeProp
+from torch.fx.passes.shape_prop import _extract_tensor_metadata
 
-from ..errors import UnsupportedModelError, UntraceableModelError
+from ..errors import first_line, UnsupportedModelError, UntraceableModelError
 from ..layers import layer_class, layer_names
 from ..layers.geometry import format_shape
 from .graph import ImportedGraph, ImportedNode, INPUT
@@ -44,9 +44,9 @@ def trace(module: nn.Module, input_shape: tuple[int, ...],
     module.eval()  # the graph of inference: no auxiliary heads, dropout as a layer
     try:
         graph = _traced(module, origin)
-        _propagate(graph, input_shape, origin)
+        _propagate(module, graph, input_shape, origin)
         reader = _Reader(module, input_shape)
-        reader.read(graph.graph)
+        reader.read(graph)
     finally:
         for m, training in modes:
             m.training = training
@@ -72,19 +72,18 @@ class _Tracer(fx.Tracer):
         return type(m).__name__ in _layer_modules() or super().is_leaf_module(m, qualified_name)
 
 
-def _traced(module: nn.Module, origin: str) -> fx.GraphModule:
+def _traced(module: nn.Module, origin: str) -> fx.Graph:
     tracer = _Tracer()
     try:
-        graph = tracer.trace(module, concrete_args=_defaults(module))
+        return tracer.trace(module, concrete_args=_defaults(module))
     except Exception as error:  # fx raises TraceError, TypeError, … from inside the forward
         where = _user_frame(error.__traceback__)
         raise UntraceableModelError(
-            f"torch.fx cannot trace {origin}: {_first_line(error)}"
+            f"torch.fx cannot trace {origin}: {first_line(error)}"
             + (f" (at {where})" if where else ""),
             hint="archdsl import follows the forward pass with torch.fx, which cannot take a "
                  "branch or a loop that depends on a tensor's values; a forward with fixed "
                  "control flow traces") from None
-    return fx.GraphModule(tracer.root, graph, type(module).__name__)
 
 
 def _defaults(module: nn.Module) -> dict | None:
@@ -100,41 +99,61 @@ def _defaults(module: nn.Module) -> dict | None:
     return defaults or None
 
 
-def _propagate(graph: fx.GraphModule, input_shape: tuple[int, ...], origin: str) -> None:
+def _propagate(root: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...],
+               origin: str) -> None:
     """Each node's output shape in its meta, from fake tensors: no computation is done."""
-    first = next(iter(graph.parameters()), None)
-    example = torch.zeros(BATCH, *input_shape,
-                          dtype=first.dtype if first is not None and first.is_floating_point()
-                          else torch.float32,
-                          device=first.device if first is not None else "cpu")
-    propagation = _ShapeProp(graph, fake_mode=FakeTensorMode(allow_non_fake_inputs=True))
+    first = next(iter(root.parameters()), None)
+    mode = FakeTensorMode(allow_non_fake_inputs=True)  # the module's own tensors are read
+    example = mode.from_tensor(torch.zeros(
+        BATCH, *input_shape, device=first.device if first is not None else "cpu",
+        dtype=first.dtype if first is not None and first.is_floating_point() else
+        torch.float32))
+    propagation = _Shapes(root, graph, mode)
     try:
-        propagation.propagate(example)
+        propagation.run(example)
     except Exception as error:
         cause = error
         while cause.__cause__ is not None:
             cause = cause.__cause__
         node = propagation.current
-        where = "" if node is None else _source(node, graph)
+        where = "" if node is None else _source(node, root)
         raise UntraceableModelError(
             f"{origin} fails on a {format_shape(input_shape)} input"
-            + (f" at {where}" if where else "") + f": {_first_line(cause)}",
+            + (f" at {where}" if where else "") + f": {first_line(cause)}",
             hint="give the input shape the module is made for with --input") from None
 
 
-class _ShapeProp(ShapeProp):
-    """ShapeProp, knowing the node it is at when a call fails."""
+class _Shapes(fx.Interpreter):
+    """Records each node's output in its meta as ShapeProp does (tensor_meta: a
+    TensorMetadata, or a tuple of them), running the graph on fake tensors; it fetches
+    submodules through the registered children, and knows the node it is at when one fails."""
 
     current: fx.Node | None = None
 
+    def __init__(self, root: nn.Module, graph: fx.Graph, mode: FakeTensorMode):
+        super().__init__(root, graph=graph)
+        self.mode = mode
+
+    def fetch_attr(self, target: str):
+        return _attribute(self.module, target)
+
     def run_node(self, n: fx.Node):
         self.current = n
-        return super().run_node(n)
+        with self.mode:
+            result = super().run_node(n)
+        found = False
 
+        def metadata(value):
+            nonlocal found
+            if isinstance(value, torch.Tensor):
+                found = True
+                return _extract_tensor_metadata(value)
+            return value
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+        meta = fx.node.map_aggregate(result, metadata)
+        if found:
+            n.meta["tensor_meta"] = meta
+        return result
 
 
 def _user_frame(traceback) -> str:
@@ -255,7 +274,7 @@ class _Reader:
     # Calls of modules.
 
     def _module(self, node: fx.Node):
-        module = self.root.get_submodule(node.target)
+        module = _submodule(self.root, node.target)
         kind = type(module).__name__
         self.calls[node.target] += 1
         cls = _layer_modules().get(kind)
@@ -561,7 +580,7 @@ class _Reader:
         be dropped."""
         covered = set(self.attributes)
         for target in self.calls:
-            covered.update(name for name, _ in _tensors(self.root.get_submodule(target),
+            covered.update(name for name, _ in _tensors(_submodule(self.root, target),
                                                         prefix=target))
         reported: list[str] = []
         for path, module in self.root.named_modules():
@@ -684,7 +703,7 @@ def _stack(node: fx.Node, root: nn.Module) -> list[tuple[str, str]]:
     if not stack and node.op in ("call_module", "get_attr"):
         # no record: the module tree along the path
         parts = node.target.split(".")[:None if node.op == "call_module" else -1]
-        stack = [(".".join(parts[:i]), type(root.get_submodule(".".join(parts[:i]))).__name__)
+        stack = [(".".join(parts[:i]), type(_submodule(root, ".".join(parts[:i]))).__name__)
                  for i in range(1, len(parts) + 1)]
     return [(path, cls.rpartition(".")[2]) for path, cls in stack]
 
@@ -704,7 +723,7 @@ def _scope(node: fx.Node, root: nn.Module) -> tuple[tuple[str, str], ...]:
 def _source(node: fx.Node, root: nn.Module) -> str:
     """"layer1.0.conv1 (Conv2d)" for a module, "layer1.0: operator.add" for a function."""
     if node.op == "call_module":
-        return f"{node.target} ({type(root.get_submodule(node.target)).__name__})"
+        return f"{node.target} ({type(_submodule(root, node.target)).__name__})"
     if node.op == "get_attr":
         return f"{node.target} (parameter)"
     if node.op in ("placeholder", "output"):
@@ -766,8 +785,22 @@ def _tensors(module: nn.Module, prefix: str = ""):
 
 
 def _attribute(root: nn.Module, target: str):
+    """The submodule, parameter, buffer or other attribute at `target`."""
     owner, _, name = target.rpartition(".")
-    return getattr(root.get_submodule(owner), name)
+    module = _submodule(root, owner)
+    for registered in (module._modules, module._parameters, module._buffers):
+        if name in registered:
+            return registered[name]
+    return getattr(module, name)
+
+
+def _submodule(root: nn.Module, path: str) -> nn.Module:
+    """The submodule at `path`, through the registered children: get_submodule's getattr
+    finds nn.Module's methods first, where a child is named like one (`double`)."""
+    module = root
+    for part in path.split(".") if path else ():
+        module = module._modules[part]
+    return module
 
 
 def _window(index, shape: tuple[int, ...]) -> tuple[tuple[int, int], ...] | None:
