@@ -29,6 +29,8 @@ from ..fmt import format_spec
 from ..ir import Argument
 from ..layers import layer_class, layer_names
 from ..layers.arguments import ALIASES, bind_arguments
+from ..lowering import lower
+from ..parser import parse
 from .graph import INPUT, ImportedGraph, ImportedNode
 
 # Module classes that only hold others: no definition is named after them.
@@ -108,12 +110,57 @@ def write_spec(graph: ImportedGraph) -> str:
     definitions = [(name, parameters, _repeat(seq, read))
                    for name, parameters, seq in definitions]
     body = _repeat(body, read)
-    lines = [_header(graph), "input " + "x".join(str(size) for size in graph.input)]
+    header = [_header(graph), "input " + "x".join(str(size) for size in graph.input)]
+    definitions, body = _without_needless_names(header, definitions, body, read)
+    return format_spec(_text(header, definitions, body), "<imported>")
+
+
+def _text(header: list[str], definitions, body: _Seq) -> str:
+    lines = list(header)
     for name, parameters, seq in definitions:
         signature = f"({', '.join(parameters)})" if parameters else ""
         lines.append(f"def {name}{signature} = [{_chain(seq)}]")
     lines.append(_chain(body))
-    return format_spec("\n".join(lines) + "\n", "<imported>")
+    return "\n".join(lines) + "\n"
+
+
+def _without_needless_names(header: list[str], definitions, body: _Seq, read: frozenset):
+    """The spec without the `as` names that lowering gives the rows anyway (`as layer1` on a
+    group stays; `as cnblock1` on the first of eighteen CNBlock calls goes): the names that no
+    merge reads are dropped together, and those that renamed a row are brought back, one at a
+    time, until every row has its name again."""
+    def rows(names: frozenset) -> list[str]:
+        dropped = [(n, p, _unnamed(seq, names)) for n, p, seq in definitions]
+        return [node.name for node in lower(parse(_text(header, dropped,
+                                                           _unnamed(body, names))))]
+
+    wanted = rows(frozenset())
+    names = frozenset(name for _, _, seq in definitions for name in _names(seq)) | \
+        frozenset(_names(body))
+    names -= read
+    while names:
+        found = rows(names)
+        if found == wanted:
+            break
+        index = next(i for i, (a, b) in enumerate(zip(wanted, found)) if a != b)
+        parts = [a for a, b in zip(wanted[index].split("."), found[index].split(".")) if a != b]
+        culprit = next((part for part in parts if part in names), None)
+        if culprit is None:  # not a name we dropped: keep them all
+            return definitions, body
+        names -= {culprit}
+    return ([(n, p, _unnamed(seq, names)) for n, p, seq in definitions],
+            _unnamed(body, names))
+
+
+def _unnamed(term, names: frozenset):
+    """The term without the `as` names in `names`."""
+    if isinstance(term, _Seq):
+        return _Seq(tuple(_unnamed(step, names) for step in term.steps))
+    if isinstance(term, _Repeat):
+        return dataclasses.replace(term, body=_unnamed(term.body, names))
+    if getattr(term, "name", None) in names:
+        term = dataclasses.replace(term, name=None)
+    return _inner(term, lambda seq: _unnamed(seq, names))
 
 
 def _header(graph: ImportedGraph) -> str:
