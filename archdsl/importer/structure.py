@@ -96,6 +96,7 @@ class _Group:
 class _Repeat:
     body: object  # _Call, _Use or _Group
     count: int
+    index: str | None = None  # `for k`
 
 
 def write_spec(graph: ImportedGraph) -> str:
@@ -107,11 +108,11 @@ def write_spec(graph: ImportedGraph) -> str:
     body = _name_skips(body, references, nodes)
     read = frozenset(_read_names(body))
     definitions, body = _define(_shared_branches(body))
-    definitions = [(name, parameters, _repeat(seq, read))
-                   for name, parameters, seq in definitions]
-    body = _repeat(body, read)
     header = [_header(graph), "input " + "x".join(str(size) for size in graph.input)]
     definitions, body = _without_needless_names(header, definitions, body, read)
+    definitions = [(name, parameters, _repeat(seq, read))
+                   for name, parameters, seq in definitions]
+    body = _repeat(_progressions(body), read)
     return format_spec(_text(header, definitions, body), "<imported>")
 
 
@@ -125,10 +126,10 @@ def _text(header: list[str], definitions, body: _Seq) -> str:
 
 
 def _without_needless_names(header: list[str], definitions, body: _Seq, read: frozenset):
-    """The spec without the `as` names that lowering gives the rows anyway (`as layer1` on a
-    group stays; `as cnblock1` on the first of eighteen CNBlock calls goes): the names that no
-    merge reads are dropped together, and those that renamed a row are brought back, one at a
-    time, until every row has its name again."""
+    """The spec without the `as` names of calls that lowering gives the rows anyway (`as
+    cnblock1` on the first of eighteen CNBlock calls); groups keep their modules' names. The
+    names that no merge reads are dropped together, and those that renamed a row are brought
+    back, one at a time, until every row has its name again."""
     def rows(names: frozenset) -> list[str]:
         dropped = [(n, p, _unnamed(seq, names)) for n, p, seq in definitions]
         return [node.name for node in lower(parse(_text(header, dropped,
@@ -137,7 +138,8 @@ def _without_needless_names(header: list[str], definitions, body: _Seq, read: fr
     wanted = rows(frozenset())
     names = frozenset(name for _, _, seq in definitions for name in _names(seq)) | \
         frozenset(_names(body))
-    names -= read
+    names -= read | set(_group_names(body)) | {n for _, _, seq in definitions
+                                               for n in _group_names(seq)}
     while names:
         found = rows(names)
         if found == wanted:
@@ -150,6 +152,11 @@ def _without_needless_names(header: list[str], definitions, body: _Seq, read: fr
         names -= {culprit}
     return ([(n, p, _unnamed(seq, names)) for n, p, seq in definitions],
             _unnamed(body, names))
+
+
+def _group_names(term) -> list[str]:
+    """The names of groups, which are their modules' (layer1): kept, for repeats to keep."""
+    return [g.name for g in _groups(term) if g.name]
 
 
 def _unnamed(term, names: frozenset):
@@ -761,6 +768,89 @@ def _words(term) -> list[str]:
 
 # 5. Repeats -------------------------------------------------------------------------------------
 
+def _progressions(body: _Seq) -> _Seq:
+    """A rate that grows with the block's index, as torchvision's stochastic depth does
+    (0.1 × block / 17), written so: `CNBlock(96, 0.1*k/17)*3 for k`, `CNBlock(192, 0.1*3/17)`,
+    where every value is that arithmetic to the last bit."""
+    uses: dict[str, list[_Use]] = {}
+    for use in _uses(body):
+        uses.setdefault(use.definition, []).append(use)
+    rates: dict[int, tuple[int, float, int, int]] = {}  # id(use) -> (column, r, j, n) for r*j/n
+    for calls in uses.values():
+        for column in range(len(calls[0].values)):
+            values = [u.values[column] for u in calls]
+            if not all(type(v) is float for v in values) or len(set(values)) < 2:
+                continue
+            found = _rate(values)
+            if found is not None:
+                rate, numerators, denominator = found
+                rates.update({id(u): (column, rate, j, denominator)
+                              for u, j in zip(calls, numerators)})
+                break
+    return _counted(body, rates) if rates else body
+
+
+def _uses(term) -> list[_Use]:
+    if isinstance(term, _Use):
+        return [term]
+    if isinstance(term, _Seq):
+        return [u for step in term.steps for u in _uses(step)]
+    if isinstance(term, _Group):
+        return _uses(term.body)
+    if isinstance(term, _Branches):
+        return [u for b in term.branches for u in _uses(b)]
+    return []
+
+
+def _rate(values: list[float]) -> tuple[float, list[int], int] | None:
+    """(r, [j…], n) with r*j/n == value for every value, the smallest n, where one exists."""
+    largest = max(values)
+    for denominator in range(1, 257):
+        for top in range(denominator, 0, -1):
+            rate = round(largest * denominator / top, 4)
+            if rate <= 0 or rate * top / denominator != largest:
+                continue
+            numerators = [round(v * denominator / rate) for v in values]
+            if all(rate * j / denominator == v for j, v in zip(numerators, values)):
+                return rate, numerators, denominator
+    return None
+
+
+def _counted(seq: _Seq, rates: dict) -> _Seq:
+    """Runs of calls whose rate's numerator counts up by one, as one repeat `for k`."""
+    steps = [_inner(step, lambda inner: _counted(inner, rates)) for step in seq.steps]
+    out, index = [], 0
+    while index < len(steps):
+        step = steps[index]
+        if id(step) not in rates:
+            out.append(step)
+            index += 1
+            continue
+        column, rate, first, denominator = rates[id(step)]
+        end = index + 1
+        while end < len(steps) and id(steps[end]) in rates and \
+                rates[id(steps[end])] == (column, rate, first + end - index, denominator) and \
+                _except(steps[end], column) == _except(step, column):
+            end += 1
+        count = end - index
+        if count == 1:
+            numerator = str(first)
+        else:
+            numerator = f"({first} + k)" if first else "k"
+        value = _Expression(f"{_literal(rate)}*{numerator}/{denominator}")
+        call = dataclasses.replace(step, values=step.values[:column] + (value,)
+                                   + step.values[column + 1:])
+        out.append(call if count == 1 else _Repeat(call, count, "k"))
+        index = end
+    return _Seq(tuple(out))
+
+
+def _except(use: _Use, column: int) -> tuple:
+    return (use.definition, use.name, use.values[:column] + use.values[column + 1:])
+
+
+# Repeats of equal steps
+
 def _repeat(seq: _Seq, kept: frozenset = frozenset()) -> _Seq:
     """Runs of equal steps (or of equal runs of steps) as `X*N`, innermost first. Steps named
     as a numbered series (denselayer1, denselayer2, …) repeat too, unless a name in `kept` is
@@ -854,7 +944,8 @@ def _step(term) -> str:
         text = f" {operator} ".join(operands)
         return f"[{text}] as {term.name}" if term.name else text
     if isinstance(term, _Repeat):
-        return f"{_step(term.body)}*{term.count}"
+        index = f" for {term.index}" if term.index else ""
+        return f"{_step(term.body)}*{term.count}{index}"
     raise AssertionError(term)
 
 

@@ -15,7 +15,7 @@ from archdsl.compiler import build, load_state_dict_by_order
 from archdsl.fmt import format_spec
 from conftest import ROOT
 from test_trace import SimpleCNN  # the tutorial's class, as the tutorial writes it
-from test_zoo import hooked_macs
+from test_zoo import hooked_macs, stochastic_depths
 
 # name: (the input the spec declares, the smallest input compared by a forward pass, keywords)
 MODELS = {
@@ -88,6 +88,8 @@ def test_the_compiled_spec_takes_the_weights_and_gives_the_outputs(model_and_spe
     x = torch.randn(2, *analysis.input)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), model(x))
+        # the identity at evaluation: each drop rate, to the last bit, as the model calls them
+        assert stochastic_depths(ours, x) == stochastic_depths(model, x)
 
 
 def test_resnet50_is_about_as_short_as_the_zoos():
