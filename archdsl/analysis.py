@@ -87,6 +87,19 @@ class Analysis:
             "totals": vars(self.totals).copy(),
         }
 
+    def __repr__(self) -> str:
+        return (f"<Analysis {self.name}: {format_shape(self.input)} → {format_shape(self.output)}, "
+                f"{len(self.rows)} layer{'s' * (len(self.rows) != 1)}, "
+                f"{self.totals.params:,} parameters, "
+                f"{self.totals.macs:,} MACs>")
+
+    def _repr_html_(self) -> str:
+        """A notebook's display: what `check` prints, its table, totals and the spec's
+        assertions (report.render_check), with the warnings check prints to standard error."""
+        from .budget import check_budget
+        from .report import render_check
+        return render_check(self, check_budget(self), "html")
+
 
 def analyze(spec: Spec | str, input: Shape | str | None = None, batch: int = 1) -> Analysis:
     """Analyze a spec (or spec text) for an input shape: the spec's own unless `input` is given."""

@@ -16,7 +16,36 @@ class Entry:
     macs_ratio: float | None  # None where the first entry does no MACs
 
 
-def compare(analyses: list[Analysis]) -> list[Entry]:
+@dataclass(frozen=True)
+class Comparison:
+    """The entries of a comparison, ratios to the first; a sequence of them."""
+
+    entries: tuple[Entry, ...]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def __getitem__(self, index):
+        return self.entries[index]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{e.analysis.name} {e.analysis.totals.params:,} parameters"
+                          for e in self.entries)
+        return f"<Comparison of {len(self.entries)}: {shown}>"
+
+    def _repr_html_(self) -> str:
+        """A notebook's display: `compare`'s table (report.render_comparison)."""
+        from .report import render_comparison
+        return render_comparison(self, "html")
+
+
+def compare(analyses: list[Analysis]) -> Comparison:
+    """Analyses side by side: each one's weights by layer type, its ratios to the first."""
+    if not analyses:
+        raise ValueError("compare needs at least one analysis")
     first = analyses[0].totals
     entries = []
     for analysis in analyses:
@@ -28,7 +57,7 @@ def compare(analyses: list[Analysis]) -> list[Entry]:
         entries.append(Entry(analysis, by_type,
                              totals.params / first.params if first.params else math.nan,
                              totals.macs / first.macs if first.macs else None))
-    return entries
+    return Comparison(tuple(entries))
 
 
 def parse_baseline(text: str) -> tuple[int, ...]:

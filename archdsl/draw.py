@@ -23,14 +23,37 @@ COLORS = {  # fill colour by the kind each layer class declares (Layer.kind)
     "norm": "#ead1dc", "scale": "#d9d2e9", "merge": "#f4cccc", "regularization": "#eeeeee",
     "shape": "#eeeeee", "activation": "white",
 }
-INSTALL_HINT = ("install Graphviz, which provides it: `apt-get install graphviz` (Debian, "
-                "Ubuntu), `brew install graphviz` (macOS), `conda install graphviz`; or write "
-                "DOT source with `-o net.dot`")
+INSTALL = ("install Graphviz, which provides it: `apt-get install graphviz` (Debian, Ubuntu), "
+           "`brew install graphviz` (macOS), `conda install graphviz`")
+INSTALL_HINT = f"{INSTALL}; or write DOT source with `-o net.dot`"
 
 
-def diagram(analysis: Analysis) -> graphviz.Digraph:
+class Diagram(graphviz.Digraph):
+    """A Digraph that a notebook shows as SVG through graphviz's own Jupyter integration, and
+    where Graphviz's `dot` cannot render it, as its DOT source with the install hint."""
+
+    layers: int | None = None  # the rows drawn, for the repr
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs) -> dict:
+        try:
+            return super()._repr_mimebundle_(include, exclude, **kwargs)
+        except graphviz.ExecutableNotFound:
+            problem = f"showing the diagram needs Graphviz's `dot` program, which is not on " \
+                      f"the PATH: {INSTALL}. Its DOT source:"
+        except graphviz.CalledProcessError as error:
+            detail = (error.stderr or b"").decode(errors="replace").strip()
+            problem = f"Graphviz's dot failed: {detail or error}"
+        text = f"{problem}\n\n{self.source}"
+        return {"text/plain": text, "text/html": f"<pre>{html.escape(text)}</pre>"}
+
+    def __repr__(self) -> str:
+        return f"<Diagram {self.name}: {self.layers} layer{'s' * (self.layers != 1)}, DOT " \
+               f"source in .source>"
+
+
+def diagram(analysis: Analysis) -> Diagram:
     """The graph: an `input` node, then one box per row in execution order."""
-    graph = graphviz.Digraph(analysis.name, graph_attr={
+    graph = Diagram(analysis.name, graph_attr={
         "rankdir": "TB", "fontname": "Helvetica", "fontsize": "11", "nodesep": "0.3",
         "ranksep": "0.3", "labeljust": "l"})
     graph.attr("node", shape="box", style="rounded,filled", fillcolor="white",
@@ -52,6 +75,7 @@ def diagram(analysis: Analysis) -> graphviz.Digraph:
             style = {"style": "dashed", "color": "#a61c00", "fontcolor": "#a61c00",
                      "fontsize": "9", "label": skips[source]} if source in skips else {}
             graph.edge(ids[source], ids[row.name], **style)
+    graph.layers = len(analysis.rows)
     return graph
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .analysis import Analysis, Row
 from .ir import INPUT
+from .layers import format_shape
 from .layers.arguments import suggest
 from .layers.geometry import axis_names
 
@@ -54,6 +55,15 @@ class Explanation:
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "name": self.name, "input": list(self.input),
                 "output": list(self.output), "layers": [e.to_dict() for e in self.layers]}
+
+    def __repr__(self) -> str:
+        return (f"<Explanation {self.name}: {format_shape(self.input)} → "
+                f"{format_shape(self.output)}, {len(self.layers)} "
+                f"layer{'s' * (len(self.layers) != 1)}>")
+
+    def _repr_html_(self) -> str:
+        from .report import render_explanation
+        return render_explanation(self, "html")
 
 
 def explain(analysis: Analysis, layer: str | None = None) -> Explanation:

@@ -1,12 +1,13 @@
 """`archdsl fmt`: a spec in canonical layout, printed from its parse tree.
 
 The layout: declarations first, in a fixed order (input, train, assertions, definitions; each
-kind in the order written), then the network, its first step on one line and every further
-step on its own line after `  -> `. Inside a step, canonical spacing: `Conv(16, 3, p=1)`,
-`[a] + [b]`, `[a] * [b]`, `c*4 + 1`, `Block*3 for k`, a call or definition without arguments
-bare (`ReLU`, `def Head = [...]`). A definition stays on one line
-when it fits in WIDTH columns; otherwise its steps go one per line, aligned after its `[`, and
-so on inside the groups of a step still too long (see _layout).
+kind in the order written), then the network. Line breaks between the steps of a chain (the
+network's, or a group's) are the writer's: fmt keeps them, as gofmt does, continuing the network
+with `  -> ` and a group aligned after its `[`. Only a line longer than WIDTH columns is broken
+further: its steps one per line, and so on inside the groups of a step still too long (see
+_layout). Inside a step, canonical spacing: `Conv(16, 3, p=1)`, `[a] + [b]`, `[a] * [b]`,
+`c*4 + 1`, `Block*3 for k`, a call or definition without arguments bare (`ReLU`,
+`def Head = [...]`).
 
 What is written is kept: numbers, words, strings and keyword aliases (`k=3`, `3e-3`, `'same'`)
 appear as in the source; parentheses only where the arithmetic needs them. Comments are kept
@@ -57,12 +58,7 @@ def format_spec(text: str, filename: str = "<spec>") -> str:
     for item in ordered:
         lines += item.before
         lines += _with_trailing(_declaration(item.tree), item.trailing)
-    for index, item in enumerate(i for i in items if i.step):
-        indent = "" if index == 0 else "  "
-        lines += [indent + comment for comment in item.before]
-        lead = "" if index == 0 else CONTINUATION
-        layout = _layout(item.tree, len(lead))
-        lines += _with_trailing([lead + layout[0], *layout[1:]], item.trailing)
+    lines += _network([i for i in items if i.step])
     lines += trailing_end
     return "\n".join(lines) + "\n"
 
@@ -127,6 +123,77 @@ def _attach_comments(source: str, items: list[_Item]) -> list[str]:
     return end
 
 
+def _network(items: list[_Item]) -> list[str]:
+    """The network's steps, on the lines the writer gave them; a line too long for WIDTH, or
+    holding a step broken over lines, one step per line. Comments stay with their steps."""
+    lines: list[str] = []
+    for index, run in enumerate(_source_runs(items, lambda i: i.tree)):
+        lead = "" if index == 0 else CONTINUATION
+        indent = "" if index == 0 else "  "
+        flat = " -> ".join(_step(i.tree) for i in run)
+        if len(lead + flat) <= WIDTH and not any(_broken(i.tree) for i in run):
+            lines += [indent + comment for item in run for comment in item.before]
+            lines += _with_trailing([lead + flat], run[-1].trailing)
+            continue
+        for position, item in enumerate(run):
+            lead = CONTINUATION if index or position else ""
+            lines += [("  " if lead else "") + comment for comment in item.before]
+            layout = _layout(item.tree, len(lead))
+            lines += _with_trailing([lead + layout[0], *layout[1:]], item.trailing)
+    return lines
+
+
+def _source_runs(steps: list, tree_of=lambda step: step) -> list[list]:
+    """The steps of a chain in runs, one per line of the source: a new run where a step starts
+    on a later line than the one before it ends."""
+    runs: list[list] = []
+    for step in steps:
+        if runs and tree_of(step).meta.line <= tree_of(runs[-1][-1]).meta.end_line:
+            runs[-1].append(step)
+        else:
+            runs.append([step])
+    return runs
+
+
+_STEPS = ("call", "group", "repeat", "named", "sum", "concat", "product")
+
+
+def _broken(tree: Tree) -> bool:
+    """Whether the writer broke a chain inside this step over several lines (breaks inside an
+    argument list do not count: fmt writes calls on one line)."""
+    if tree.data == "call":
+        return False
+    if tree.data == "group":
+        steps = tree.children[0].children
+        return len(_source_runs(steps)) > 1 or any(_broken(step) for step in steps)
+    return any(_broken(child) for child in tree.children
+               if isinstance(child, Tree) and child.data in _STEPS)
+
+
+def _chain(steps: list, column: int, reserve: int) -> list[str]:
+    """A group's steps from `column`, the first line without its indentation, later ones with:
+    each source line kept where it fits in WIDTH (with `reserve` columns after the last), else
+    one step per line."""
+    runs = _source_runs(steps)
+    continuation = " " * column + "-> "
+    lines: list[str] = []
+    for index, run in enumerate(runs):
+        lead, at = ("", column) if index == 0 else (continuation, len(continuation))
+        last_run = index == len(runs) - 1
+        flat = " -> ".join(_step(step) for step in run)
+        if at + len(flat) + (reserve if last_run else 0) <= WIDTH and \
+                not any(_broken(step) for step in run):
+            lines.append(lead + flat)
+            continue
+        for position, step in enumerate(run):
+            if position:
+                lead, at = continuation, len(continuation)
+            last = last_run and position == len(run) - 1
+            layout = _layout(step, at, reserve if last else 0)
+            lines += [lead + layout[0], *layout[1:]]
+    return lines
+
+
 def _with_trailing(lines: list[str], comment: str | None) -> list[str]:
     if comment is not None:
         lines[-1] += "  " + comment
@@ -138,7 +205,7 @@ def _declaration(tree: Tree) -> list[str]:
     if kind == "input_decl":
         return [f"input {tree.children[0]}"]
     if kind == "train_decl":
-        return [f"train({_arguments(tree.children)})"]
+        return _wrapped("train(", [_arguments([a]) for a in tree.children], ")")
     if kind == "assert_decl":
         metric, comparator, bound = tree.children
         return [f"assert {metric} {comparator} {bound}"]
@@ -149,23 +216,35 @@ def _declaration(tree: Tree) -> list[str]:
     return [head + layout[0], *layout[1:]]
 
 
+def _wrapped(head: str, parts: list[str], tail: str) -> list[str]:
+    """`head` + parts joined by commas + `tail`, filling lines of WIDTH, later lines aligned
+    after `head` (a long train(...) block)."""
+    lines = [head]
+    for index, part in enumerate(parts):
+        piece = part + ("," if index < len(parts) - 1 else tail)
+        if index and len(lines[-1]) + 1 + len(piece) > WIDTH:
+            lines[-1] = lines[-1].rstrip()
+            lines.append(" " * len(head))
+        lines[-1] += piece + " "
+    lines[-1] = lines[-1].rstrip()
+    return lines if parts else [head + tail]
+
+
 def _layout(tree: Tree, column: int, reserve: int = 0) -> list[str]:
     """A step starting at `column`, as lines, leaving `reserve` columns after it (the brackets
-    that close around it): on one line where it fits in WIDTH, else a group's steps one per
-    line, aligned after its '[', and the same inside each operand of a branch step or the body
-    of a repeat, so that no line that can be broken grows past WIDTH; an operand after one
-    that broke, or one that would pass WIDTH where it stands, starts its own line, under the
-    first operand, after its operator (`| [...]`). Later lines carry their own indentation."""
+    that close around it): on one line where it fits in WIDTH and the writer did not break it,
+    else a group's steps on the writer's lines aligned after its '[' (one per line where a line
+    is too long), and the same inside each operand of a branch step or the body of a repeat, so
+    that no line that can be broken grows past WIDTH; an operand of a branch step that would
+    pass WIDTH where it stands, or break there after an operand that broke, starts its own
+    line, under the first operand, after its operator (`| [...]`). Later lines carry their own
+    indentation."""
     flat = _step(tree)
-    if column + len(flat) + reserve <= WIDTH or tree.data == "call":
+    if (column + len(flat) + reserve <= WIDTH and not _broken(tree)) or tree.data == "call":
         return [flat]
     if tree.data == "group":
-        inner, lines, steps = column + 1, [], tree.children[0].children
-        for index, step in enumerate(steps):
-            lead = "[" if index == 0 else " " * inner + "-> "
-            last = index == len(steps) - 1
-            layout = _layout(step, inner + (3 if index else 0), reserve + 1 if last else 0)
-            lines += [lead + layout[0], *layout[1:]]
+        lines = _chain(tree.children[0].children, column + 1, reserve + 1)
+        lines[0] = "[" + lines[0]
         lines[-1] += "]"
         return lines
     if tree.data in ("repeat", "named"):
@@ -179,19 +258,16 @@ def _layout(tree: Tree, column: int, reserve: int = 0) -> list[str]:
         last = index == len(operands) - 1
         room = reserve if last else len(operator) + 1
         own_line = " " * column + operator.lstrip()
-        if index and len(lines) > 1:  # after an operand that broke, each starts its own line
-            lines.append(own_line)
-            layout = _layout(operand, len(own_line), room)
-        else:
-            lines[-1] += operator if index else ""
-            at = column + len(lines[-1]) if len(lines) == 1 else len(lines[-1])
-            layout = _layout(operand, at, room)
-            if index and _widest(layout, at) > WIDTH:  # too far right: start a line of its own
-                below = _layout(operand, len(own_line), room)
-                if _widest(below, len(own_line)) < _widest(layout, at):
-                    lines[-1] = lines[-1][:-len(operator)]
-                    lines.append(own_line)
-                    layout = below
+        lines[-1] += operator if index else ""
+        at = column + len(lines[-1]) if len(lines) == 1 else len(lines[-1])
+        layout = _layout(operand, at, room)
+        if index and (_widest(layout, at) > WIDTH or len(lines) > 1 and len(layout) > 1):
+            # too far right, or broken to fit after an operand that broke: a line of its own
+            below = _layout(operand, len(own_line), room)
+            if _widest(below, len(own_line)) < _widest(layout, at) or len(below) < len(layout):
+                lines[-1] = lines[-1][:-len(operator)]
+                lines.append(own_line)
+                layout = below
         lines[-1] += layout[0]
         lines += layout[1:]
     return lines

@@ -1,15 +1,20 @@
-"""Rendering only: analyses and comparisons as a terminal table, markdown or JSON."""
+"""Rendering only: analyses and comparisons as a terminal table, markdown, HTML or JSON.
+
+HTML is what a notebook shows (the `_repr_html_` of Analysis, Comparison, Explanation, Sweep):
+the same rows and cells as the terminal's table, laid out by tabulate's HTML writer.
+"""
 from __future__ import annotations
 
+import html
 import json
 import os
 
 from .analysis import SCHEMA, Analysis
-from .compare import Entry
+from .compare import Comparison
 from .layers import format_shape
 
 MACS_NOTE = "multiply-accumulates of conv and linear layers per example (torchvision's convention)"
-_STYLE = {"table": "simple", "markdown": "github"}
+_STYLE = {"table": "simple", "markdown": "github", "html": "unsafehtml"}  # cells escaped here
 
 
 def tabulate(*args, **kwargs) -> str:
@@ -19,14 +24,55 @@ def tabulate(*args, **kwargs) -> str:
     return render(*args, **kwargs)
 
 
+def _table(rows, fmt: str, headers=(), colalign=None, plain: str = "plain") -> str:
+    """A table in `fmt`'s layout; without headers in text, `plain` (tabulate's borderless)."""
+    if fmt == "html":
+        rows = [[_cell_html(cell) for cell in row] for row in rows]
+        headers = [html.escape(str(h)) for h in headers]
+    style = _STYLE[fmt] if headers or fmt == "html" else plain
+    table = tabulate(rows, headers=headers, colalign=colalign, tablefmt=style)
+    if fmt == "html":  # tabulate marks right-aligned cells only; notebooks align right by default
+        table = table.replace("<td>", '<td style="text-align: left;">')\
+            .replace("<th>", '<th style="text-align: left;">')
+    return table
+
+
+def _cell_html(cell) -> str:
+    """A cell's text escaped; a cell of several lines (explain's output sizes) keeps them."""
+    return "<br>".join(html.escape(line) for line in str(cell).split("\n"))
+
+
+def _title(text: str, fmt: str) -> str:
+    return {"markdown": f"### {text}", "html": f"<p><strong>{html.escape(text)}</strong></p>"}\
+        .get(fmt, text)
+
+
+def _document(parts: list[str], fmt: str) -> str:
+    """The parts of a report: blank lines between them, or for HTML one block."""
+    if fmt == "html":
+        return '<div class="archdsl">\n' + "\n".join(parts) + "\n</div>"
+    return "\n\n".join(parts)
+
+
+def _paragraph(text: str, fmt: str) -> str:
+    return f"<p>{html.escape(text)}</p>" if fmt == "html" else text
+
+
+def _preformatted(text: str, fmt: str) -> str:
+    """Text laid out in columns (an error's caret under its column), kept so in HTML."""
+    return f"<pre>{html.escape(text)}</pre>" if fmt == "html" else text
+
+
 def render_analysis(analysis: Analysis, fmt: str) -> str:
+    """`check`'s table and totals. In HTML, which is all a notebook shows, also the warnings
+    that the command line prints to standard error, each with its caret."""
     if fmt == "json":
         return json.dumps(analysis.to_dict(), indent=2, ensure_ascii=False)
-    layers = tabulate(
+    layers = _table(
         [(r.name, r.layer, format_shape(r.output), f"{r.params:,}", f"{r.macs:,}")
-         for r in analysis.rows],
+         for r in analysis.rows], fmt,
         headers=("name", "layer", "output", "params", "MACs"),
-        colalign=("left", "left", "left", "right", "right"), tablefmt=_STYLE[fmt])
+        colalign=("left", "left", "left", "right", "right"))
     t = analysis.totals
     totals = [
         ("parameters", f"{t.params:,}",
@@ -41,16 +87,17 @@ def render_analysis(analysis: Analysis, fmt: str) -> str:
     ]
     title = (f"{analysis.name}: input {format_shape(analysis.input)} → "
              f"output {format_shape(analysis.output)}")
-    if fmt == "markdown":
-        title = f"### {title}"
-        totals_table = tabulate(totals, headers=("total", "value", "note"),
-                                colalign=("left", "right", "left"), tablefmt="github")
-    else:
-        totals_table = tabulate(totals, colalign=("left", "right", "left"), tablefmt="plain")
-    return f"{title}\n\n{layers}\n\n{totals_table}"
+    totals_table = _table(totals, fmt, headers=("total", "value", "note") if fmt == "markdown"
+                          else (), colalign=("left", "right", "left"))
+    parts = [_title(title, fmt), layers, totals_table]
+    if fmt == "html" and analysis.warnings:
+        text = analysis.spec.text if analysis.spec else None
+        parts.append(_preformatted("\n".join(w.render(text, analysis.name)
+                                             for w in analysis.warnings), fmt))
+    return _document(parts, fmt)
 
 
-def render_comparison(entries: list[Entry], fmt: str) -> str:
+def render_comparison(entries: Comparison, fmt: str) -> str:
     if fmt == "json":
         return json.dumps({"schema": "archdsl.comparison/1", "analysis_schema": SCHEMA,
                            "specs": [_entry_dict(e) for e in entries]},
@@ -74,9 +121,8 @@ def render_comparison(entries: list[Entry], fmt: str) -> str:
          *(human_bytes(e.analysis.totals.activation_bytes) for e in entries)),
     ]
     headers = ("", *(_short_name(e.analysis.name) for e in entries))
-    table = tabulate(rows, headers=headers, tablefmt=_STYLE[fmt],
-                     colalign=("left", *("right" for _ in entries)))
-    return f"{table}\n\nMACs: {MACS_NOTE}."
+    table = _table(rows, fmt, headers=headers, colalign=("left", *("right" for _ in entries)))
+    return _document([table, _paragraph(f"MACs: {MACS_NOTE}.", fmt)], fmt)
 
 
 def human_bytes(count: int) -> str:
@@ -93,7 +139,7 @@ def _short_name(name: str) -> str:
     return base[:-5] if base.endswith(".spec") else base
 
 
-def _entry_dict(entry: Entry) -> dict:
+def _entry_dict(entry) -> dict:
     data = entry.analysis.to_dict()
     return {"name": data["name"], "input": data["input"], "output": data["output"],
             "totals": data["totals"], "weights_by_type": entry.weights_by_type,
@@ -129,13 +175,12 @@ def render_check(analysis: Analysis, budget: list, fmt: str) -> str:
              f"line {r.assertion.span.line}") for r in budget]
     failed = sum(not r.passed for r in budget)
     title = f"budget: {len(budget) - failed} of {len(budget)} assertions hold"
-    if fmt == "markdown":
-        title = f"### {title}"
-        table = tabulate(rows, headers=("", "assertion", "value", "where"), tablefmt="github",
-                         colalign=("left", "left", "right", "left"))
-    else:
-        table = tabulate(rows, colalign=("left", "left", "right", "left"), tablefmt="plain")
-    return f"{render_analysis(analysis, fmt)}\n\n{title}\n\n{table}"
+    table = _table(rows, fmt, headers=("", "assertion", "value", "where") if fmt == "markdown"
+                   else (), colalign=("left", "left", "right", "left"))
+    if fmt == "html":  # the analysis's block, with the budget inside it
+        return render_analysis(analysis, fmt).removesuffix("\n</div>") + \
+            f"\n{_title(title, fmt)}\n{table}\n</div>"
+    return f"{render_analysis(analysis, fmt)}\n\n{_title(title, fmt)}\n\n{table}"
 
 
 def render_explanation(explanation, fmt: str) -> str:
@@ -144,12 +189,14 @@ def render_explanation(explanation, fmt: str) -> str:
         return json.dumps(explanation.to_dict(), indent=2, ensure_ascii=False)
     title = (f"{explanation.name}: input {format_shape(explanation.input)} → "
              f"output {format_shape(explanation.output)}")
-    if fmt == "markdown":
-        rows = [(f"`{e.name}`", e.layer, format_shape(e.output), "<br>".join(e.shape),
+    if fmt in ("markdown", "html"):
+        lines = "<br>" if fmt == "markdown" else "\n"  # _table breaks an HTML cell's lines
+        name = "`{}`" if fmt == "markdown" else "{}"
+        rows = [(name.format(e.name), e.layer, format_shape(e.output), lines.join(e.shape),
                  _params_text(e), e.macs_formula, _field_text(e)) for e in explanation.layers]
-        table = tabulate(rows, headers=("name", "layer", "output", "output size", "params",
-                                        "MACs", "receptive field"), tablefmt="github")
-        return f"### {title}\n\n{table}"
+        table = _table(rows, fmt, headers=("name", "layer", "output", "output size", "params",
+                                           "MACs", "receptive field"))
+        return _document([_title(title, fmt), table], fmt)
     blocks = [title]
     for e in explanation.layers:
         lines = [f"{e.name}  {e.layer}: {' and '.join(format_shape(s) for s in e.inputs)} → "
@@ -190,24 +237,47 @@ def render_sweep(sweep, fmt: str) -> str:
         else:
             rows.append((format_shape(p.input), "—", "—", "—", "—",
                          f"breaks at {p.layer}" if p.layer else "invalid"))
-    table = tabulate(rows, headers=("input", "output", "params", "MACs",
-                                    f"activation memory (batch {sweep.batch})", "status"),
-                     colalign=("left", "left", "right", "right", "right", "left"),
-                     tablefmt=_STYLE[fmt])
+    table = _table(rows, fmt, headers=("input", "output", "params", "MACs",
+                                       f"activation memory (batch {sweep.batch})", "status"),
+                   colalign=("left", "left", "right", "right", "right", "left"))
     title = f"{sweep.name}: {len(sweep.points)} input size{'s' * (len(sweep.points) != 1)}"
-    parts = [f"### {title}" if fmt == "markdown" else title, table]
+    parts = [_title(title, fmt), table]
     broken = [p for p in sweep.points if not p.valid]
     if broken:
         details = [f"{format_shape(p.input)}: "
                    + (f"{p.layer} (line {p.line}, column {p.column}): " if p.layer else "")
                    + p.error for p in broken]
-        bullet = "- " if fmt == "markdown" else "  "
-        parts.append("where invalid sizes break:\n" + "\n".join(bullet + d for d in details))
+        if fmt == "html":
+            parts.append("<p>where invalid sizes break:</p>\n<ul>\n" + "\n".join(
+                f"<li>{html.escape(d)}</li>" for d in details) + "\n</ul>")
+        else:
+            bullet = "- " if fmt == "markdown" else "  "
+            parts.append("where invalid sizes break:\n" + "\n".join(bullet + d for d in details))
     if sweep.searched is not None:
         low, high = sweep.searched
         if sweep.smallest is not None:
-            parts.append(f"smallest valid input: {format_shape(sweep.smallest)} "
-                         f"(the smallest with equal spatial sizes, searched from {low} up)")
+            parts.append(_paragraph(f"smallest valid input: {format_shape(sweep.smallest)} "
+                                    f"(the smallest with equal spatial sizes, searched from "
+                                    f"{low} up)", fmt))
         else:
-            parts.append(f"no input with equal spatial sizes from {low} to {high} is valid")
-    return "\n\n".join(parts)
+            parts.append(_paragraph(f"no input with equal spatial sizes from {low} to {high} "
+                                    f"is valid", fmt))
+    return _document(parts, fmt)
+
+
+def render_run(run, fmt: str) -> str:
+    """A trained run (train.trained.Run): each epoch's losses and accuracies, the test accuracy."""
+    validated = any(r.get("val_loss") is not None for r in run.history)
+    headers = ("epoch", "train loss", "train accuracy",
+               *(("val loss", "val accuracy") if validated else ()), "seconds")
+    rows = [(r["epoch"], f"{r['train_loss']:.4f}", f"{r['train_accuracy']:.2%}",
+             *((f"{r['val_loss']:.4f}", f"{r['val_accuracy']:.2%}") if validated else ()),
+             f"{r['seconds']:.1f}") for r in run.history]
+    params = f", {run.analysis.totals.params:,} parameters" if run.analysis else ""
+    epochs = len(run.history)
+    parts = [_title(f"{run.out_dir}: {epochs} epoch{'s' * (epochs != 1)}{params}", fmt),
+             _table(rows, fmt, headers=headers, colalign=("right",) * len(headers))]
+    if run.test is not None:
+        parts.append(_paragraph(f"test accuracy {run.test.accuracy:.2%} "
+                                f"(loss {run.test.loss:.4f})", fmt))
+    return _document(parts, fmt)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .analysis import analyze
 from .errors import ArchDSLError
 from .ir import INPUT, MAX_ELEMENTS, Spec, parse_shape
+from .layers import format_shape
 from .lowering import lower
 
 SCHEMA = "archdsl.sweep/1"
@@ -58,6 +59,16 @@ class Sweep:
                 "sizes": [p.to_dict() for p in self.points],
                 "smallest_valid": None if self.smallest is None else list(self.smallest),
                 "searched": None if self.searched is None else list(self.searched)}
+
+    def __repr__(self) -> str:
+        valid = sum(p.valid for p in self.points)
+        smallest = "" if self.smallest is None else \
+            f", smallest valid {format_shape(self.smallest)}"
+        return f"<Sweep {self.name}: {valid} of {len(self.points)} sizes valid{smallest}>"
+
+    def _repr_html_(self) -> str:
+        from .report import render_sweep
+        return render_sweep(self, "html")
 
 
 def parse_shapes(text: str) -> list[tuple[int, ...]]:

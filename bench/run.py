@@ -5,6 +5,7 @@ CPU suite (at most 20 minutes on a 2-core machine):
   2. parse + analysis time of 10 to 10,000 generated layers (scaling.py)
   3. training throughput, the tutorial's loop against `archdsl train`, on the CPU (train_throughput.py)
   4. test accuracy of specs/fashion_mnist_best.spec (accuracy.py)
+  5. the language server's re-analysis after an edit of ResNet-50, in-process (lsp_latency.py)
 GPU suite (under 8 minutes on one NVIDIA GPU):
   3. training throughput on the GPU, both loops on cuda
   time to 90% test accuracy, the tutorial's loop and `archdsl train` on cuda
@@ -13,7 +14,7 @@ GPU suite (under 8 minutes on one NVIDIA GPU):
 Each run prints a markdown table and writes it, with the machine, to bench/results/<suite>-<date>.md,
 the raw numbers to <suite>-<date>.json. Goals missed get a profile of where the time goes.
 
-    python bench/run.py [--suite cpu|gpu] [--data-dir DIR] [--parts 1,2,3,4] [--quick]
+    python bench/run.py [--suite cpu|gpu] [--data-dir DIR] [--parts 1,2,3,4,5] [--quick]
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ sys.path.insert(0, str(HERE))
 
 import accuracy  # noqa: E402
 import datafiles  # noqa: E402
+import lsp_latency  # noqa: E402
 import machine  # noqa: E402
 import scaling  # noqa: E402
 import train_throughput  # noqa: E402
@@ -152,6 +154,24 @@ def cpu_suite(args, data_root: str, info: dict) -> tuple[list[str], list[tuple],
                                 f"epochs, {r['wall_s'] / 60:.1f} min)" for r in result["runs"]),
                       result["met"]))
         sections.append("## 4. Accuracy\n\n" + accuracy.markdown(result))
+    if 5 in parts:
+        if parts & {1, 2, 3, 4}:
+            _sample(info, "after part 4")
+        _echo("5. language server: re-analysis after an edit of ResNet-50")
+        result = lsp_latency.run(_echo, runs=30 if args.quick else 100)
+        raw["lsp_latency"] = result
+        inside = result["in_process"]
+        goals.append(("5", "`archdsl lsp` re-analysis after an edit of ResNet-50, in-process",
+                      f"≤ {lsp_latency.GOAL_MS:g} ms (95th percentile)",
+                      f"{inside['p95_ms']:.1f} ms (median {inside['median_ms']:.1f} ms)",
+                      result["met"]))
+        sections.append("## 5. The language server's re-analysis\n\n"
+                        "What `archdsl lsp` does on each change of specs/zoo/resnet50.spec, "
+                        "in-process: pygls applies the incremental edit, archdsl.editor parses "
+                        "and analyses the text as `check` does, archdsl.lsp makes the "
+                        "diagnostics; edits alternate `Linear(1000)` and `Linear(100)`. Over "
+                        "stdio, for scale: from a client's didChange to the server's "
+                        "publishDiagnostics.\n\n" + lsp_latency.markdown(result))
     return sections, goals, raw
 
 
@@ -233,7 +253,7 @@ def main():
     parser.add_argument("--data-dir", default=None,
                         help="Fashion-MNIST root (default: $ARCHDSL_DATA, ../shared/data, ./data, "
                              "the Debian package's folder)")
-    parser.add_argument("--parts", default="1,2,3,4", help="which benchmarks, e.g. 1,2")
+    parser.add_argument("--parts", default="1,2,3,4,5", help="which benchmarks, e.g. 1,2")
     parser.add_argument("--pairs", type=int, default=5, help="pairs for benchmark 1")
     parser.add_argument("--train-pairs", type=int, default=2, help="pairs for benchmark 3")
     parser.add_argument("--seeds", default="0", help="seeds for benchmark 4, e.g. 0,1")
@@ -265,7 +285,7 @@ def main():
     info["load_at_end"] = machine.load()
     _sample(info, "at the end")
     command = "make bench" if args.suite == "cpu" and not args.quick and \
-        args.parts == {1, 2, 3, 4} else "python bench/run.py " + " ".join(sys.argv[1:])
+        args.parts == {1, 2, 3, 4, 5} else "python bench/run.py " + " ".join(sys.argv[1:])
     if args.suite == "gpu" and args.parts == {3, 4} and not args.quick:
         command = "bench/gpu.sh"
     text = render(args.suite, info, goals, sections, seconds, command)

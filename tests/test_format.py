@@ -41,22 +41,37 @@ def assert_formats_well(text: str) -> str:
     return formatted
 
 
-def test_simple_cnn_layout():
+def test_the_writers_line_breaks_are_kept():
+    """simple_cnn.spec is canonical as written: three steps to a line, as the tutorial reads."""
     text = (ROOT / "specs/simple_cnn.spec").read_text()
-    comments = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
-    assert format_spec(text) == comments + (
-        "input 1x28x28\n"
-        "train(lr=2e-3, scheduler=cosine)\n"
-        "Conv(16, 3, p=1)\n"
-        "  -> ReLU\n"
-        "  -> MaxPool(2)\n"
-        "  -> Conv(32, 3, p=1)\n"
-        "  -> ReLU\n"
-        "  -> MaxPool(2)\n"
-        "  -> Flatten\n"
-        "  -> Linear(128)\n"
-        "  -> ReLU\n"
-        "  -> Linear(10)\n")
+    assert format_spec(text) == text
+    messy = "input 1x28x28\nConv(16,3,p=1)->ReLU\n->MaxPool(2)   ->  Flatten\n  ->Linear(10)"
+    assert assert_formats_well(messy) == ("input 1x28x28\nConv(16, 3, p=1) -> ReLU\n"
+                                          "  -> MaxPool(2) -> Flatten\n  -> Linear(10)\n")
+
+
+def test_a_line_too_long_goes_one_step_per_line():
+    steps = " -> ".join(f"Conv({c}, 3, p=1) -> BatchNorm -> ReLU" for c in (8, 16, 32))
+    formatted = assert_formats_well(f"input 1x8x8\n{steps} -> Flatten\n  -> Linear(10)\n")
+    assert formatted == ("input 1x8x8\nConv(8, 3, p=1)\n  -> BatchNorm\n  -> ReLU\n"
+                         "  -> Conv(16, 3, p=1)\n  -> BatchNorm\n  -> ReLU\n"
+                         "  -> Conv(32, 3, p=1)\n  -> BatchNorm\n  -> ReLU\n  -> Flatten\n"
+                         "  -> Linear(10)\n")
+
+
+def test_a_long_train_block_fills_lines_aligned_after_its_parenthesis():
+    settings = ("epochs=10, batch_size=128, optimizer=adamw, lr=4e-3, weight_decay=0.05, "
+                "scheduler=onecycle, label_smoothing=0.1")
+    formatted = assert_formats_well(f"input 1x8x8\ntrain({settings})\nFlatten\n")
+    assert formatted == ("input 1x8x8\ntrain(epochs=10, batch_size=128, optimizer=adamw, "
+                         "lr=4e-3, weight_decay=0.05, scheduler=onecycle,\n"
+                         "      label_smoothing=0.1)\nFlatten\n")
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_shipped_specs_are_canonical(path):
+    text = path.read_text(encoding="utf-8")
+    assert format_spec(text) == text
 
 
 def test_declarations_come_first_in_a_fixed_order():
@@ -78,8 +93,7 @@ def test_declarations_come_first_in_a_fixed_order():
         "def B(c) = [A(c)]  # uses A\n"
         "# the definitions\n"
         "def A(c, k=3) = [Conv(c, k, p=k//2) -> ReLU]\n"
-        "B(4)*2 as body\n"
-        "  -> [ReLU] + Identity  # residual\n"
+        "B(4)*2 as body -> [ReLU] + Identity  # residual\n"
         "  -> [Conv(2, 1)] | Identity  # two branches\n"
         "# the end\n")
 
@@ -102,7 +116,9 @@ def test_values_are_kept_as_written():
 
 
 def test_long_definitions_break_one_step_per_line():
-    formatted = assert_formats_well((ROOT / "specs/zoo/resnet18.spec").read_text())
+    """A definition written on one line too long for it: one step per line after its '['."""
+    text = (ROOT / "specs/zoo/resnet18.spec").read_text()
+    formatted = assert_formats_well(re.sub(r"\n\s+->", " ->", text))  # every step on one line
     assert ("def Body(c, s) = [Conv(c, 3, s=s, p=1, bias=false)\n"
             "                  -> BatchNorm\n") in formatted
     assert "def Basic(c) = [Body(c, 1) + Identity -> ReLU]\n" in formatted
@@ -112,7 +128,7 @@ def test_long_definitions_break_one_step_per_line():
 def test_comments_inside_a_multiline_step_move_above_it():
     text = "input 1x8x8\n[Conv(4, 3, p=1)  # first\n -> ReLU]*2  # twice\n-> Flatten\n"
     assert assert_formats_well(text) == (
-        "input 1x8x8\n# first\n[Conv(4, 3, p=1) -> ReLU]*2  # twice\n  -> Flatten\n")
+        "input 1x8x8\n# first\n[Conv(4, 3, p=1)\n -> ReLU]*2  # twice\n  -> Flatten\n")
 
 
 def test_comment_characters_in_strings_and_quotes_in_comments():
@@ -251,11 +267,11 @@ def test_fmt_check(tmp_path):
     result = runner.invoke(app, ["fmt", str(path), "--check"])
     assert result.exit_code == 1
     assert result.stdout.startswith(f"--- {path}\n+++ {path} (formatted)\n")
-    assert "-Conv(16,3,p=1) -> ReLU\n+Conv(16, 3, p=1)\n+  -> ReLU\n" in result.stdout
+    assert "-Conv(16,3,p=1) -> ReLU\n+Conv(16, 3, p=1) -> ReLU\n" in result.stdout
     path.write_text(format_spec(path.read_text()))
     result = runner.invoke(app, ["fmt", str(path), "--check"])
     assert result.exit_code == 0 and result.stdout == ""
-    assert path.read_text() == "input 1x28x28\nConv(16, 3, p=1)\n  -> ReLU\n"
+    assert path.read_text() == "input 1x28x28\nConv(16, 3, p=1) -> ReLU\n"
 
 
 def test_fmt_write_rewrites_only_what_is_not_canonical(tmp_path):
@@ -268,7 +284,7 @@ def test_fmt_write_rewrites_only_what_is_not_canonical(tmp_path):
     before = tidy.stat().st_mtime_ns
     result = runner.invoke(app, ["fmt", "--write", str(link), str(tidy)])
     assert result.exit_code == 0 and result.stdout == f"reformatted {link}\n"
-    assert messy.read_text() == "input 1x28x28\nConv(16, 3, p=1)\n  -> ReLU  # two\n"
+    assert messy.read_text() == "input 1x28x28\nConv(16, 3, p=1) -> ReLU  # two\n"
     assert link.is_symlink() and (messy.stat().st_mode & 0o777) == 0o640
     assert tidy.stat().st_mtime_ns == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.spec", "messy.spec", "tidy.spec"]
@@ -278,7 +294,7 @@ def test_fmt_write_rewrites_only_what_is_not_canonical(tmp_path):
                          ids=["crlf", "bom", "bom-crlf"])
 def test_fmt_keeps_the_files_line_endings_and_byte_order_mark(tmp_path, style):
     mark, newline = style
-    canonical = "input 1x28x28  # mnist\nConv(16, 3, p=1)\n  -> ReLU\n"
+    canonical = "input 1x28x28  # mnist\nConv(16, 3, p=1) -> ReLU\n"
     tidy, messy = tmp_path / "tidy.spec", tmp_path / "messy.spec"
     tidy.write_bytes((mark + canonical.replace("\n", newline)).encode("utf-8"))
     messy.write_bytes((mark + "input 1x28x28  # mnist\nConv(16,3,p=1) -> ReLU\n"
@@ -302,7 +318,7 @@ def test_fmt_write_changes_nothing_when_one_spec_is_bad(tmp_path):
 
 def test_fmt_check_over_several_files(tmp_path):
     messy, tidy = tmp_path / "messy.spec", tmp_path / "tidy.spec"
-    messy.write_text("input 1x28x28\nReLU->ReLU\n")
+    messy.write_text("input 1x28x28\nReLU ->  ReLU\n")
     tidy.write_text("input 1x28x28\nReLU\n")
     result = runner.invoke(app, ["fmt", "--check", str(tidy), str(messy)])
     assert result.exit_code == 1
@@ -317,7 +333,7 @@ def test_fmt_write_refuses_what_it_cannot_do(arguments):
 
 def test_fmt_reads_stdin_and_reports_errors_with_position():
     result = runner.invoke(app, ["fmt", "-"], input="ReLU->Linear(3)")
-    assert result.exit_code == 0 and result.stdout == "ReLU\n  -> Linear(3)\n"
+    assert result.exit_code == 0 and result.stdout == "ReLU -> Linear(3)\n"
     result = runner.invoke(app, ["fmt", "-", "--check"], input="ReLU -> Lin ear")
     assert result.exit_code == 2
     assert "<stdin>:1:13: unexpected 'ear'" in result.output
@@ -341,12 +357,12 @@ def test_fmt_write_never_writes_through_a_link_planted_beside_the_spec(tmp_path)
     result = runner.invoke(app, ["fmt", "--write", str(spec)])
     assert result.exit_code == 0, result.output
     assert victim.read_text() == "precious\n"
-    assert spec.read_text() == "input 1x28x28\nConv(16, 3, p=1)\n  -> ReLU\n"
+    assert spec.read_text() == "input 1x28x28\nConv(16, 3, p=1) -> ReLU\n"
 
 
 def test_cr_only_line_endings_are_formatted_as_lines():
     assert format_spec("input 1x8x8\r# c\rFlatten -> Linear(10)\r") == \
-        "input 1x8x8\n# c\nFlatten\n  -> Linear(10)\n"
+        "input 1x8x8\n# c\nFlatten -> Linear(10)\n"
 
 
 def test_a_long_branch_step_breaks_inside_its_groups():
@@ -378,7 +394,6 @@ def test_branches_after_one_that_broke_start_their_own_lines():
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_no_formatted_line_passes_the_width(path):
-    """Except a comment's, or a call's: fmt never breaks an argument list (a long train(...))."""
+    """Except a comment's: fmt breaks a long train(...) block too."""
     formatted = format_spec(path.read_text(encoding="utf-8"))
-    assert [line for line in formatted.splitlines() if len(line) > 100 and "#" not in line
-            and not line.startswith("train(")] == []
+    assert [line for line in formatted.splitlines() if len(line) > 100 and "#" not in line] == []

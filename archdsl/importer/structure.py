@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 
 from ..errors import ArchDSLError
-from ..fmt import format_spec
+from ..fmt import WIDTH, format_spec
 from ..ir import Argument
 from ..layers import layer_class, layer_names
 from ..layers.arguments import ALIASES, bind_arguments
@@ -117,12 +117,50 @@ def write_spec(graph: ImportedGraph) -> str:
 
 
 def _text(header: list[str], definitions, body: _Seq) -> str:
+    """The spec with its line breaks where a person puts them (fmt keeps the writer's): a
+    definition filled up to the width, broken after an activation or a pooling where it can
+    be; the network's groups and branches each on a line of their own, the layers between them
+    filled the same way."""
     lines = list(header)
     for name, parameters, seq in definitions:
         signature = f"({', '.join(parameters)})" if parameters else ""
-        lines.append(f"def {name}{signature} = [{_chain(seq)}]")
-    lines.append(_chain(body))
+        head = f"def {name}{signature} = ["
+        lines.append(head + _laid_out(seq, len(head), len(head) + 3, alone=False) + "]")
+    lines.append(_laid_out(body, 0, len("  -> "), alone=True))
     return "\n".join(lines) + "\n"
+
+
+def _laid_out(seq: _Seq, first: int, later: int, alone: bool) -> str:
+    """The chain's steps in lines of at most WIDTH columns, the first starting at column
+    `first`, the others at `later` after their `-> `."""
+    lines: list[list[tuple[str, bool]]] = [[]]
+    for step in seq.steps:
+        text = _step(step)
+        natural = _ends_a_unit(step)
+        own = alone and (isinstance(step, (_Branches, _Group)) or text.startswith("[")
+                         or bool(getattr(step, "name", None)))  # a module's, on its own line
+        line = lines[-1]
+        start = later if len(lines) > 1 else first
+        if own and start + len(text) > WIDTH and isinstance(step, _Group) and \
+                text.startswith("["):  # its own steps in lines, aligned after its '['
+            column = start if not line else later
+            text = _named("[" + _laid_out(step.body, column + 1, column + 4, alone=False)
+                          + "]", step.name)
+        if own or (line and line[-1][1] is None):
+            lines.append([(text, None if own else natural)]) if line else line.append(
+                (text, None if own else natural))
+            continue
+        if line and start + len(" -> ".join(t for t, _ in line + [(text, natural)])) + 1 > WIDTH:
+            cut = max((i for i, (_, n) in enumerate(line[:-1]) if n), default=None)
+            if cut is None:
+                lines.append([(text, natural)])
+            else:
+                lines[-1], rest = line[:cut + 1], line[cut + 1:]
+                lines.append(rest + [(text, natural)])
+            continue
+        line.append((text, natural))
+    return f"\n{' ' * (later - 3)}-> ".join(" -> ".join(t for t, _ in line)
+                                             for line in lines if line)
 
 
 def _without_needless_names(header: list[str], definitions, body: _Seq, read: frozenset):
@@ -859,16 +897,12 @@ def _repeat(seq: _Seq, kept: frozenset = frozenset()) -> _Seq:
     steps = _unnumbered(steps, kept)
     out, index = [], 0
     while index < len(steps):
-        best = None  # (steps covered, length of the unit, copies)
-        for length in range(1, (len(steps) - index) // 2 + 1):
-            unit = steps[index:index + length]
-            copies = 1
-            while steps[index + copies * length:index + (copies + 1) * length] == unit:
-                copies += 1
-            if copies >= 2 and (best is None or copies * length > best[0]) and \
-                    (length > 1 or _repeatable(unit[0])):
-                best = (copies * length, length, copies)
-        if best is None:
+        best = _tandem(steps, index)
+        # [Conv -> ReLU]*2 rather than [ReLU -> Conv]*2 after a Conv: a unit ends with its
+        # activation
+        if best is None or best[1] > 1 and _ends_a_unit(steps[index]) and \
+                _tandem(steps, index + 1) is not None and \
+                _tandem(steps, index + 1)[1] == best[1]:
             out.append(steps[index])
             index += 1
             continue
@@ -879,6 +913,25 @@ def _repeat(seq: _Seq, kept: frozenset = frozenset()) -> _Seq:
         out.append(_Repeat(body, copies))
         index += covered
     return _Seq(tuple(out))
+
+
+def _tandem(steps: list, index: int) -> tuple[int, int, int] | None:
+    """The longest run of equal units from `index`: (steps covered, unit length, copies)."""
+    best = None
+    for length in range(1, (len(steps) - index) // 2 + 1):
+        unit = steps[index:index + length]
+        copies = 1
+        while steps[index + copies * length:index + (copies + 1) * length] == unit:
+            copies += 1
+        if copies >= 2 and (best is None or copies * length > best[0]) and \
+                (length > 1 or _repeatable(unit[0])):
+            best = (copies * length, length, copies)
+    return best
+
+
+def _ends_a_unit(step) -> bool:
+    """An activation or a pooling: where a person ends a line, or a repeated unit."""
+    return isinstance(step, _Call) and layer_class(step.layer).kind in ("activation", "pool")
 
 
 def _repeatable(step) -> bool:

@@ -101,7 +101,8 @@ class TrainConfig:
 
 
 # What a run records in config.json beside its settings (see loop.py).
-RUN_FACTS = ("device_used", "torch", "params", "train_examples", "val_examples", "world_size")
+RUN_FACTS = ("device_used", "torch", "params", "train_examples", "val_examples", "classes",
+             "world_size")
 
 
 def run_directory(spec_path: str, out: str | None, runs_root: str = "runs") -> Path:

@@ -15,7 +15,6 @@ import json
 import math
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,9 +28,10 @@ from . import checkpoint, distributed, runs
 from .batches import make_batches
 from .config import TrainConfig
 from .data import load_dataset, check_fits
-from .evaluate import Evaluation, evaluate
-from .progress import EpochProgress, LOG_EVERY
+from .evaluate import evaluate
+from .progress import LOG_EVERY, epoch_progress
 from .setup import autocast_factory, make_optimizer, make_scheduler, split_indices
+from .trained import Run
 
 
 class NonFiniteLoss(RunError):
@@ -50,15 +50,6 @@ class Interrupted(Exception):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum  # what a shell reports for a process the signal ended
-
-
-@dataclass
-class Run:
-    out_dir: Path
-    history: list[dict]
-    test: Evaluation | None
-    classes: list[str]
-    model: torch.nn.Module | None = None  # the trained network (without DDP)
 
 
 def train(analysis: Analysis, spec_text: str, config: TrainConfig, out_dir: Path, *,
@@ -131,6 +122,7 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
             {**config.to_dict(), "device_used": str(device), "torch": torch.__version__,
              "params": analysis.totals.params, "train_examples": len(train_batches),
              "val_examples": len(val_batches) if val_batches else 0,
+             "classes": dataset.classes,
              **({"world_size": world.size} if world.distributed else {})}, indent=2) + "\n")
     if world.distributed:
         echo(f"training {analysis.totals.params:,} parameters data-parallel, world size "
@@ -152,7 +144,7 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
     assess = forward if not world.distributed else \
         torch.compile(model) if config.compile else model
     shard = dict(rank=world.rank, world=world.size)
-    progress = EpochProgress(show_progress and world.main, every=log_every)
+    progress = epoch_progress(show_progress and world.main, every=log_every)
     sync_every = 1 if device.type == "cpu" else 50
     with _stop_flag() as interrupted:
         for epoch in range(start, config.epochs + 1):
@@ -197,7 +189,7 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
     if world.main:
         from .plot import plot_curves
         plot_curves(history, out_dir / "curves.png")
-    return Run(out_dir, history, test, dataset.classes, model)
+    return Run(out_dir, history, test, dataset.classes, model, analysis, config)
 
 
 def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, config, epoch,
