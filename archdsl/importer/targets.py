@@ -9,14 +9,19 @@ import importlib.util
 import inspect
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import first_line, TargetError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 FORMS = "torchvision:NAME, path/to/file.py:NAME or package.module:NAME"
 
 
-def load_target(target: str, arguments: dict | None = None) -> tuple[object, str]:
+def load_target(target: str, arguments: dict | None = None) -> tuple[nn.Module, str]:
     """(the module, where it came from for the spec's header:
     `torchvision.models.resnet50()`, `model.py:SimpleCNN()`, `package.module.factory(c=64)`);
     a TargetError says what cannot be found or built."""
@@ -31,7 +36,7 @@ def load_target(target: str, arguments: dict | None = None) -> tuple[object, str
     return _built(_package(place), place, name, arguments, f"{place}.{name}")
 
 
-def _torchvision(name: str, arguments: dict) -> tuple[object, str]:
+def _torchvision(name: str, arguments: dict) -> tuple[nn.Module, str]:
     try:
         import torchvision
     except ImportError:
@@ -66,21 +71,32 @@ def _file(path: Path):
         raise TargetError(f"{path} cannot be imported as Python")
     namespace = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = namespace  # as an import does: dataclasses and pickle look there
-    sys.path.insert(0, str(path.resolve().parent))
     try:
-        spec.loader.exec_module(namespace)
+        with _importable(path.resolve().parent):
+            spec.loader.exec_module(namespace)
     except Exception as error:
         del sys.modules[spec.name]
         raise TargetError(f"importing {path} fails: {type(error).__name__}: "
                           f"{first_line(error)}") from None
-    finally:
-        sys.path.remove(str(path.resolve().parent))
     return namespace
+
+
+@contextmanager
+def _importable(folder: Path):
+    """The modules in `folder` importable for a while, as `python -m` makes the current
+    folder's."""
+    entry = str(folder)
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        sys.path.remove(entry)
 
 
 def _package(name: str):
     try:
-        return importlib.import_module(name)
+        with _importable(Path.cwd()):
+            return importlib.import_module(name)
     except ModuleNotFoundError as error:
         raise TargetError(f"there is no module {name!r} to import"
                           + (f" ({error.name!r} is missing)" if error.name != name else ""),

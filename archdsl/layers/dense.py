@@ -55,6 +55,10 @@ class Linear(Layer):
     bias: bool = True
     pointwise: bool = field(default=False, kw_only=True)  # Linear keeps its 2 positions
 
+    @classmethod
+    def from_torch_module(cls, module, shape: Shape) -> dict:
+        return {**super().from_torch_module(module, shape), "pointwise": len(shape) > 1}
+
     def resolve(self, shape: Shape) -> Facts:
         if len(shape) != 1 and not self.pointwise:
             raise ShapeError(f"Linear needs a flat input, got {format_shape(shape)}",
@@ -95,10 +99,6 @@ class Linear(Layer):
         shape, = facts.inputs
         linear = PointwiseLinear if len(shape) > 1 else nn.Linear
         return linear(shape[0], self.out, self.bias)
-
-    @classmethod
-    def from_torch_module(cls, module, shape: Shape) -> dict:
-        return {**super().from_torch_module(module, shape), "pointwise": len(shape) > 1}
 
 
 @register

@@ -10,7 +10,7 @@ import struct
 from .arguments import ALIASES, checked_field, from_torch, literal
 
 # Settings that change no result of an evaluated network.
-TORCH_IGNORED = ("inplace", "training")
+TORCH_IGNORED = ("inplace", "training", "_stacklevel")
 SHORT = {long: short for short, long in ALIASES.items()}
 
 
@@ -22,7 +22,8 @@ def torch_names(cls) -> list[str]:
                if isinstance(target, str)}
     names = [renamed.get(f.name, f.name) for f in dataclasses.fields(cls) if f.name != "frozen"]
     names += [name for name, target in cls.torch_keywords.items() if callable(target)]
-    return names + [name for name in cls.torch_fixed if name not in names]
+    # the fixed ones first: Upsample(size=…) is refused for its size, not its missing scale
+    return list(cls.torch_fixed) + [name for name in names if name not in cls.torch_fixed]
 
 
 def module_arguments(cls, module, shape) -> dict:
@@ -44,11 +45,11 @@ def translated(cls, settings: dict) -> dict:
     for name, value in settings.items():
         if name in TORCH_IGNORED:
             continue
-        value = plain(value)
+        given, value = value, plain(value)
         if name in cls.torch_fixed:
             if not same(value, cls.torch_fixed[name]):
-                raise ValueError(f"{name}={_shown(value)} (archdsl builds "
-                                 f"{name}={_shown(cls.torch_fixed[name])} only)")
+                raise ValueError(f"{name}={given!r} (archdsl builds "
+                                 f"{name}={cls.torch_fixed[name]!r} only)")
             continue
         ours = from_torch(cls, name, value)
         if ours is None:  # the one archdsl infers from the input
@@ -90,19 +91,23 @@ def same(value, other) -> bool:
 
 def written(cls, values: dict) -> tuple[tuple[str | None, object], ...]:
     """The arguments that differ from their defaults, as a person writes them: by position
-    while each is a required one or the layer's first (Conv(64, 7), Dropout(0.2)), then by
-    keyword, short where archdsl has an alias: Conv(64, 7, s=2, p=3, bias=false)."""
+    while each is a required one, or the layer's first setting and a rate or a scale
+    (Conv(64, 7), Dropout(0.2), LayerScale(1e-6)), then by keyword, short where archdsl has
+    an alias: Conv(64, 7, s=2, p=3, bias=false), Softmax(dim=-1), PReLU(per_channel=true)."""
     fields = dataclasses.fields(cls)
     names = {f.name for f in fields}
-    # the keyword-only ones (frozen, BatchNorm's eps) after those archdsl takes by position
-    ordered = [f for f in fields if not f.kw_only] + [f for f in fields if f.kw_only]
+    # the keyword-only ones (BatchNorm's eps) after those archdsl takes by position, frozen last
+    ordered = [f for f in fields if not f.kw_only] + \
+        [f for f in fields if f.kw_only and f.name != "frozen"] + \
+        [f for f in fields if f.name == "frozen"]
     arguments, by_position = [], True
     for index, f in enumerate(ordered):
         required = f.default is dataclasses.MISSING
         if f.name not in values or (not required and same(values[f.name], f.default)):
             by_position = False
             continue
-        if by_position and not f.kw_only and (required or index == 0):
+        if by_position and not f.kw_only and (
+                required or (index == 0 and type(values[f.name]) is float)):
             arguments.append((None, values[f.name]))
             continue
         by_position = False

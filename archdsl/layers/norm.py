@@ -86,6 +86,16 @@ class LayerNorm(Layer):
     affine: bool = field(default=True, kw_only=True)
     bias: bool = field(default=True, kw_only=True)
 
+    @classmethod
+    def from_torch_module(cls, module, shape: Shape) -> dict:
+        if tuple(module.normalized_shape) != shape[:1]:
+            raise ValueError(f"normalized_shape={tuple(module.normalized_shape)} normalizes "
+                             f"more than the {shape[0]} channels")
+        values = super().from_torch_module(module, shape)
+        if not values.get("affine", True):
+            values.pop("bias", None)  # no affine, no bias either
+        return values
+
     def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
         return _affine(self, shape[0], self.bias)
 
@@ -108,16 +118,6 @@ class LayerNorm(Layer):
         shape, = facts.inputs
         norm = nn.LayerNorm if len(shape) == 1 else ChannelLayerNorm
         return norm(shape[0], self.eps, self.affine, self.bias)
-
-    @classmethod
-    def from_torch_module(cls, module, shape: Shape) -> dict:
-        if tuple(module.normalized_shape) != shape[:1]:
-            raise ValueError(f"normalized_shape={tuple(module.normalized_shape)} normalizes "
-                             f"more than the {shape[0]} channels")
-        values = super().from_torch_module(module, shape)
-        if not values.get("affine", True):
-            values.pop("bias", None)  # no affine, no bias either
-        return values
 
 
 @register

@@ -156,6 +156,14 @@ class AdaptiveAvgPool(Layer):
 
     size: Size
 
+    @classmethod
+    def from_torch_call(cls, function: str, settings: dict, shape: Shape) -> dict | None:
+        if function not in MEANS:
+            return super().from_torch_call(function, settings, shape)
+        # x.mean((2, 3), keepdim=True): to 1×1
+        return {"size": 1} if settings.get("keepdim") and _spatial_mean(settings, shape) \
+            else None
+
     def output_shape(self, shape: Shape) -> Shape:
         channels, spatial = spatial_input(self, shape)
         return (channels, *per_axis(self.size, len(spatial), "size"))
@@ -176,14 +184,6 @@ class AdaptiveAvgPool(Layer):
         pool = getattr(nn, f"AdaptiveAvgPool{len(facts.output) - 1}d")
         return pool(facts.output[1:])
 
-    @classmethod
-    def from_torch_call(cls, function: str, settings: dict, shape: Shape) -> dict | None:
-        if function not in MEANS:
-            return super().from_torch_call(function, settings, shape)
-        # x.mean((2, 3), keepdim=True): to 1×1
-        return {"size": 1} if settings.get("keepdim") and _spatial_mean(settings, shape) \
-            else None
-
 
 @register
 @dataclass(frozen=True)
@@ -193,6 +193,10 @@ class GlobalAvgPool(Layer):
     kind = "pool"
     mixes_positions = True
     torch_functions = MEANS  # x.mean((2, 3)), as ShuffleNet and MNASNet pool
+
+    @classmethod
+    def from_torch_call(cls, function: str, settings: dict, shape: Shape) -> dict | None:
+        return {} if not settings.get("keepdim") and _spatial_mean(settings, shape) else None
 
     def output_shape(self, shape: Shape) -> Shape:
         channels, _ = spatial_input(self, shape)
@@ -214,7 +218,3 @@ class GlobalAvgPool(Layer):
         from torch import nn
         pool = getattr(nn, f"AdaptiveAvgPool{len(facts.inputs[0]) - 1}d")
         return nn.Sequential(pool(1), nn.Flatten(1))
-
-    @classmethod
-    def from_torch_call(cls, function: str, settings: dict, shape: Shape) -> dict | None:
-        return {} if not settings.get("keepdim") and _spatial_mean(settings, shape) else None

@@ -24,25 +24,6 @@ class LayerScale(Layer):
 
     init: float = 1e-6
 
-    def output_shape(self, shape: Shape) -> Shape:
-        return (shape[0], *(1 for _ in shape[1:]))
-
-    def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
-        return {"scale": self.output_shape(shape)}
-
-    def explain(self, facts: Facts) -> dict:
-        data = super().explain(facts)
-        data["shape"] = [f"a learnable scale per channel of the {format_shape(facts.inputs[0])} "
-                         f"input: {format_shape(facts.output)}, initially {self.init}"]
-        return data
-
-    def describe(self, facts: Facts) -> str:
-        return f"LayerScale({self.settings(format_shape(facts.output))})"
-
-    def build(self, facts: Facts):
-        from .modules import LayerScale as Scale
-        return Scale(facts.output, self.init)
-
     @classmethod
     def from_torch_module(cls, module, shape: Shape) -> dict:
         return cls.from_torch_parameter(module.scale)
@@ -61,6 +42,25 @@ class LayerScale(Layer):
         value = values.flatten()[0] if bool((values == values.flatten()[0]).all()) else \
             values.mean()
         return {"init": shortest_float32(float(value))}
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return (shape[0], *(1 for _ in shape[1:]))
+
+    def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
+        return {"scale": self.output_shape(shape)}
+
+    def explain(self, facts: Facts) -> dict:
+        data = super().explain(facts)
+        data["shape"] = [f"a learnable scale per channel of the {format_shape(facts.inputs[0])} "
+                         f"input: {format_shape(facts.output)}, initially {self.init}"]
+        return data
+
+    def describe(self, facts: Facts) -> str:
+        return f"LayerScale({self.settings(format_shape(facts.output))})"
+
+    def build(self, facts: Facts):
+        from .modules import LayerScale as Scale
+        return Scale(facts.output, self.init)
 
 
 @register

@@ -34,6 +34,23 @@ class Upsample(Layer):
     scale: Size = 2
     mode: Literal["nearest", "linear", "bilinear", "bicubic", "trilinear"] = "nearest"
 
+    @classmethod
+    def from_torch_module(cls, module, shape: Shape) -> dict:
+        return cls._aligned(module.align_corners, super().from_torch_module(module, shape))
+
+    @classmethod
+    def from_torch_call(cls, function: str, settings: dict, shape: Shape) -> dict:
+        settings = dict(settings)
+        align_corners = settings.pop("align_corners", None)
+        return cls._aligned(align_corners, super().from_torch_call(function, settings, shape))
+
+    @staticmethod
+    def _aligned(align_corners, values: dict) -> dict:
+        if align_corners:
+            raise ValueError("align_corners=True (archdsl's Upsample interpolates as "
+                             "align_corners=False does)")
+        return values
+
     def resolve(self, shape: Shape) -> UpsampleFacts:
         _, spatial = spatial_input(self, shape)
         axes = MODE_AXES.get(self.mode, len(spatial))
@@ -64,20 +81,3 @@ class Upsample(Layer):
         from torch import nn
         # torch 2.x no longer warns without align_corners; its default (False) is what we want.
         return nn.Upsample(scale_factor=facts.scale, mode=self.mode)
-
-    @classmethod
-    def from_torch_module(cls, module, shape: Shape) -> dict:
-        return cls._aligned(module.align_corners, super().from_torch_module(module, shape))
-
-    @classmethod
-    def from_torch_call(cls, function: str, settings: dict, shape: Shape) -> dict:
-        settings = dict(settings)
-        align_corners = settings.pop("align_corners", None)
-        return cls._aligned(align_corners, super().from_torch_call(function, settings, shape))
-
-    @staticmethod
-    def _aligned(align_corners, values: dict) -> dict:
-        if align_corners:
-            raise ValueError("align_corners=True (archdsl's Upsample interpolates as "
-                             "align_corners=False does)")
-        return values

@@ -127,3 +127,23 @@ def test_bad_file_targets_say_what_is_wrong(model_file, tmp_path):
     with pytest.raises(TargetError) as caught:
         load_target(f"{broken}:Net")
     assert caught.value.message == f"importing {broken} fails: ValueError: no model today"
+
+
+def test_a_module_of_the_current_folder_and_a_factory_that_fails(tmp_path, monkeypatch):
+    (tmp_path / "zoo_of_mine.py").write_text(textwrap.dedent("""\
+        from torch import nn
+
+
+        def tiny():
+            return nn.Sequential(nn.Conv2d(1, 2, 3))
+
+
+        def broken():
+            raise ValueError("no such width")
+        """))
+    monkeypatch.chdir(tmp_path)
+    module, origin = load_target("zoo_of_mine:tiny")
+    assert isinstance(module[0], nn.Conv2d) and origin == "zoo_of_mine.tiny()"
+    with pytest.raises(TargetError) as caught:
+        load_target("zoo_of_mine:broken")
+    assert caught.value.message == "zoo_of_mine.broken() fails: ValueError: no such width"

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import collections
 import copy
+import dataclasses
+import inspect
 import operator
+from collections import OrderedDict
 from types import SimpleNamespace
 
 import pytest
@@ -18,14 +21,18 @@ import torch
 import torchvision
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torchvision.ops import StochasticDepth
 
 import archdsl
+from archdsl import compiler
 from archdsl.errors import UnsupportedModelError, UntraceableModelError
 from archdsl.importer.graph import INPUT
-from archdsl.importer.trace import resolve, trace
+from archdsl.importer.lookup import resolve
+from archdsl.importer.trace import trace
 from archdsl.layers import layer_class, layer_names
 from archdsl.layers.arguments import bind_arguments
-from tests.conftest import assert_plain, ROOT
+from archdsl.layers.modules import ChannelLayerNorm, LayerScale, PointwiseLinear
+from tests.conftest import assert_plain, ROOT, SPECS
 
 # name, input, constructor arguments; the ones that cannot be built on the meta device
 # (RegNet computes its widths with torch at construction) are built on the CPU.
@@ -389,9 +396,215 @@ def test_every_declared_torch_module_exists():
 
 
 def test_structure_functions_resolve():
-    from archdsl.importer.trace import _STRUCTURE
-    for name in _STRUCTURE:
+    from archdsl.importer.reading import STRUCTURE
+    for name in STRUCTURE:
         if not name.startswith("Tensor."):
             assert resolve(name) is not None, name
     assert resolve("operator.add") is operator.add
     assert resolve("torch.nn.functional.no_such_function") is None
+
+
+# Networks archdsl itself writes as PyTorch: compiled specs, and the constructs of an exported
+# Python file.
+
+def canonical(layers) -> list:
+    """Layers as an import reads them back: no Identity (it leaves no node), GlobalAvgPool as
+    the AdaptiveAvgPool(1) -> Flatten its module is, a size repeated per axis as one number,
+    and no `as` references (the spec writer names those)."""
+    pool, flatten = layer_class("AdaptiveAvgPool")(1), layer_class("Flatten")()
+    read = []
+    for layer in layers:
+        if layer.passes_through:
+            continue
+        if layer.dsl_name == "GlobalAvgPool":
+            read += [pool, flatten]
+            continue
+        values = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer)}
+        values = {name: value[0] if isinstance(value, tuple) and len(set(value)) == 1 else value
+                  for name, value in values.items()}
+        if "skip" in values:
+            values["skip"] = None
+        read.append(type(layer)(**values))
+    return read
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.name for p in SPECS])
+def test_a_compiled_spec_traces_back_to_its_layers(path):
+    analysis = archdsl.analyze(path.read_text())
+    with torch.device("meta"):
+        network = compiler.build(analysis)
+    graph = trace(network, analysis.input)
+    assert [bound(node) for node in graph.nodes] == canonical(n.layer for n in analysis.nodes)
+    assert sum(f.params for f in resolved(graph).values()) == analysis.totals.params
+
+
+class ScaledBlock(nn.Module):
+    """ConvNeXt's block as archdsl export writes it: its helper modules (the classes of
+    archdsl/layers/modules.py, which the file defines), an OrderedDict Sequential, the product
+    and the sum in forward."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.layerscale = LayerScale((c, 1, 1), 0.5)  # c×1×1
+        self.branch = nn.Sequential(OrderedDict([
+            ("conv", nn.Conv2d(c, c, 7, padding=3, groups=c)),
+            ("layernorm", ChannelLayerNorm(c, eps=1e-06)),
+            ("linear1", PointwiseLinear(c, c * 4)),
+            ("gelu", nn.GELU()),
+            ("linear2", PointwiseLinear(c * 4, c)),
+        ]))
+        self.stochasticdepth = StochasticDepth(0.1, "row")
+
+    def forward(self, x):
+        return self.stochasticdepth(self.layerscale(x) * self.branch(x)) + x
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNet's unit as archdsl export writes it: chunks taken in forward."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.branch = nn.Sequential(nn.Conv2d(c // 2, c // 2, 1, bias=False),
+                                    nn.BatchNorm2d(c // 2), nn.ReLU())
+        self.channelshuffle = nn.ChannelShuffle(2)
+
+    def forward(self, x):
+        return self.channelshuffle(
+            torch.cat([x.chunk(2, dim=1)[0], self.branch(x.chunk(2, dim=1)[1])], dim=1))
+
+
+class Up(nn.Module):
+    """U-Net's step up as archdsl export writes it: a center crop of the skip in the
+    concatenation, and a child named like an nn.Module method."""
+
+    def __init__(self):
+        super().__init__()
+        self.convtranspose = nn.ConvTranspose2d(16, 8, 2, stride=2)
+        self._modules["double"] = nn.Sequential(nn.Conv2d(16, 8, 3, padding=1), nn.ReLU())
+
+    def forward(self, x, skip):
+        return self._modules["double"](
+            torch.cat([self.convtranspose(x), skip[..., 2:10, 2:10]], dim=1))
+
+
+class Exported(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Conv2d(3, 8, 1)
+        self.pool = nn.MaxPool2d(2)
+        self.conv = nn.Conv2d(8, 16, 3)
+        self.up = Up()
+        self.block = ScaledBlock(8)
+        self.unit = ShuffleUnit(8)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+    def forward(self, x):
+        enc = self.enc(x)
+        x = self.up(self.conv(self.pool(enc)), enc)
+        return self.head(self.unit(self.block(x)))
+
+
+EXPORTED_SPEC = """input 3x12x12
+Conv(8, 1) as enc -> MaxPool(2) -> Conv(16, 3)
+  -> ConvTranspose(8, 2, s=2) -> Concat(enc, crop=true) -> Conv(8, 3, p=1) -> ReLU
+  -> [[LayerScale(0.5) * [Conv(8, 7, p=3, g=8) -> LayerNorm(eps=1e-6)
+                          -> Linear(32, pointwise=true) -> GELU -> Linear(8, pointwise=true)]
+       -> StochasticDepth(0.1)] + Identity]
+  -> [Chunk(0) | [Chunk(1) -> Conv(4, 1, bias=false) -> BatchNorm -> ReLU] -> ChannelShuffle(2)]
+  -> AdaptiveAvgPool(1) -> Flatten -> Linear(10)
+"""
+
+
+def test_the_constructs_of_an_exported_file():
+    model = Exported()
+    graph = trace(model, (3, 12, 12))
+    analysis = archdsl.analyze(EXPORTED_SPEC)
+    assert [bound(node) for node in graph.nodes] == canonical(n.layer for n in analysis.nodes)
+    assert sum(f.params for f in resolved(graph).values()) == \
+        sum(p.numel() for p in model.parameters())
+    concat = next(node for node in graph.nodes if node.layer == "Concat")
+    assert concat.inputs == ("up_convtranspose", "enc")  # the long skip, cropped
+    scale = next(node for node in graph.nodes if node.layer == "LayerScale")
+    assert (scale.arguments, scale.inputs) == (((None, 0.5),), ("up_double_1",))
+    assert [node.scope[-1][0] for node in graph.nodes if node.source.startswith("up.double")] \
+        == ["double", "double"]
+
+
+def test_layer_scale_as_torchvision_keeps_it_a_parameter():
+    graph = trace(build("convnext_tiny"), (3, 224, 224))
+    scales = [node for node in graph.nodes if node.layer == "LayerScale"]
+    assert len(scales) == 18
+    first = scales[0]
+    # a parameter of the block, read in its forward: the block's input is what it scales for
+    assert (first.scope[-1], first.attribute) == (("0", "CNBlock"), "layer_scale")
+    assert first.inputs == ("features_0_1",)
+    product = next(node for node in graph.nodes if first.name in node.inputs)
+    assert product.layer == "Multiply" and product.inputs[0] == first.name
+
+
+class Linear(nn.Module):
+    """A module of one's own that happens to share a name with PyTorch's."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(4))
+
+    def forward(self, x):
+        return x * 3
+
+
+def test_a_class_named_like_torchs_is_not_taken_for_it():
+    with pytest.raises(UnsupportedModelError) as caught:
+        trace(nn.Sequential(nn.Conv2d(1, 4, 1), Linear()), (1, 4, 4))
+    assert caught.value.unsupported[0].startswith(
+        "1: operator.mul: multiplies a tensor of shape 4×4×4 and the constant 3")
+
+
+def test_googlenets_input_transform_is_listed_where_torchvision_makes_it():
+    with torch.device("meta"):
+        model = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False,
+                                             transform_input=True)
+    with pytest.raises(UnsupportedModelError) as caught:
+        trace(model, (3, 224, 224))
+    items = caught.value.unsupported
+    assert len(items) == 12  # per channel: pick it, unsqueeze, scale, shift
+    assert items[2].startswith("operator.mul: multiplies a tensor of shape 1×224×224 and the "
+                               "constant 0.458")
+    source = inspect.getsource(torchvision.models.GoogLeNet._transform_input).splitlines()
+    first = torchvision.models.GoogLeNet._transform_input.__code__.co_firstlineno + next(
+        i for i, text in enumerate(source) if "x_ch0 =" in text)
+    assert all(item.endswith(f"(googlenet.py:{first})") for item in items[:4])
+
+
+class TwoInputs(nn.Module):
+    def forward(self, x, y):
+        return x + y
+
+
+class TwoOutputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 1)
+
+    def forward(self, x, scale=None):  # an argument with a default is traced at its default
+        return self.conv(x), x
+
+
+def test_a_network_takes_one_input_and_gives_one_output():
+    with pytest.raises(UnsupportedModelError) as caught:
+        trace(TwoInputs(), (1, 4, 4))
+    assert caught.value.unsupported == (
+        "forward: its argument 'y': an archdsl network takes one input",)
+    with pytest.raises(UnsupportedModelError) as caught:
+        trace(TwoOutputs(), (1, 4, 4))
+    assert caught.value.unsupported == (
+        "forward: forward returns what is no single tensor with the channels first",)
+
+
+def test_tied_weights_are_refused():
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
+    model[2].weight = model[0].weight
+    with pytest.raises(UnsupportedModelError) as caught:
+        trace(model, (4,))
+    assert caught.value.unsupported == (
+        "2 (Linear): shares its weights with 0: archdsl gives every layer its own",)
