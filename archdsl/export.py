@@ -1,4 +1,5 @@
-"""A trained spec as a file that runs without archdsl: ONNX or TorchScript, checked after writing.
+"""A spec as a file that runs without archdsl, checked after writing: a trained spec as ONNX or
+TorchScript, or any spec as Python source (codegen.py), which needs no weights.
 
 ONNX goes through torch.onnx.export's default exporter since torch 2.9, the one built on
 torch.export (`dynamo=True`), which needs the packages `onnx` and `onnxscript`; the file is then
@@ -11,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import keyword
 import math
+import runpy
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +27,8 @@ from .errors import RunError
 from .suffixes import format_from_suffix
 from .train import checkpoint
 
-FORMATS = ("onnx", "torchscript")
-_SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript"}
+FORMATS = ("onnx", "torchscript", "python")
+_SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript", ".py": "python"}
 ONNX_PACKAGES = {"onnx": "onnx", "onnxscript": "onnxscript"}
 ONNX_HINT = "pip install 'archdsl[export]' (onnx, onnxscript and onnxruntime)"
 _SINGLE_FILE_LIMIT = 2 ** 31 - 2 ** 27  # protobuf's 2 GiB, less room for the graph
@@ -81,7 +84,7 @@ def output_format(path: Path, given: str | None = None) -> str:
 
 def export(model: torch.nn.Module, analysis: Analysis, path: Path, fmt: str) -> Path:
     """Write `model` (eval mode) as ONNX or TorchScript, with a free batch axis."""
-    if fmt not in FORMATS:
+    if fmt not in FORMATS or fmt == "python":
         raise RunError(f"unknown export format {fmt!r}; choose {' or '.join(FORMATS)}")
     example = _example(analysis, 2)  # batch 2: torch.export would fix a batch of 1
     model = _exportable(model)
@@ -137,6 +140,47 @@ def verify(model: torch.nn.Module, analysis: Analysis, path: Path, fmt: str, bat
     if tuple(got.shape) != tuple(expected.shape):
         raise RunError(f"{path} gives shape {tuple(got.shape)}, the module "
                        f"{tuple(expected.shape)}")
+    return _check(runtime, batch, got, expected)
+
+
+def export_python(analysis: Analysis, path: Path, class_name: str | None = None) -> str:
+    """Write the spec as Python source (codegen.python_source); the class's name."""
+    from .codegen import default_class_name, python_source
+    name = class_name or default_class_name(analysis.name)
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise RunError(f"{name!r} cannot name a Python class",
+                       hint="give --class-name an identifier, e.g. Net")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(python_source(analysis, name), encoding="utf-8")
+    return name
+
+
+def verify_python(analysis: Analysis, path: Path, class_name: str, batch: int = 3,
+                  seed: int = 0) -> Check:
+    """Run the written file, build its class, load the compiled spec's state_dict into it
+    strictly, and compare the two in eval mode on `batch` random inputs (verify's tolerance)."""
+    try:
+        namespace = runpy.run_path(str(path))
+        exported = namespace[class_name]()
+    except Exception as err:  # whatever the file raises: report it
+        raise RunError(f"{path} does not run: {type(err).__name__}: {err}") from None
+    model = build(analysis).eval()
+    try:
+        exported.load_state_dict(model.state_dict(), strict=True)
+    except RuntimeError as err:
+        raise RunError(f"{path}: {class_name} does not take the compiled spec's state_dict: "
+                       f"{str(err).strip().splitlines()[-1].strip()}") from None
+    exported.eval()
+    x = _example(analysis, batch, seed)
+    with torch.no_grad():
+        expected, got = model(x), exported(x)
+    if tuple(got.shape) != tuple(expected.shape):
+        raise RunError(f"{path} gives shape {tuple(got.shape)}, the module "
+                       f"{tuple(expected.shape)}")
+    return _check(f"{Path(path).name}'s {class_name}", batch, got, expected)
+
+
+def _check(runtime: str, batch: int, got: torch.Tensor, expected: torch.Tensor) -> Check:
     diff = (got - expected).abs().max().item()
     scale = expected.abs().max().item()
     return Check(runtime, batch, diff if math.isfinite(diff) else math.inf,

@@ -149,6 +149,19 @@ class Spec:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """A scope a node was lowered in: a group, a named repeat, or a definition's expansion.
+    `env` holds the words bound there (a definition's parameters, repeat indices) with their
+    values; the Python export reads it to write a definition as a class with parameters."""
+
+    name: str  # the rows' prefix, without its dot: layer1.down
+    kind: str  # "group", "repeat" or "definition"
+    source: Union[str, Span]  # the definition's name, else the group's (or repeat's) span
+    env: tuple[tuple[str, object], ...]
+    call: Span | None = None  # a definition's call
+
+
+@dataclass(frozen=True)
 class Node:
     """One layer of the lowered network; `inputs` names the nodes (or INPUT) it reads, in order."""
 
@@ -158,6 +171,7 @@ class Node:
     inputs: tuple[str, ...]
     expanded_from: tuple[Span, ...] = ()  # the definition calls it came from, outermost first
     torch_order: TorchOrder | None = None  # where the call also reads in PyTorch's order
+    scopes: tuple[Scope, ...] = ()  # the scopes it was lowered in, outermost first
 
 
 INPUT = "input"

@@ -14,7 +14,7 @@ from typing import Any
 from .binding import definition_values, resolve, resolve_arguments
 from .errors import ArchDSLError, ArgumentError, Span, call_site
 from .ir import (INPUT, Call, Chain, Definition, Group, Named, Node, Parallel, Parameter, Repeat,
-                 Spec, Step)
+                 Scope, Spec, Step)
 from .layers import bind_layer, layer_class, layer_names, torch_order
 from .layers.arguments import bind_arguments, suggest
 
@@ -42,6 +42,7 @@ class _Lowering:
         self.results: dict[str, str] = {}  # `as` names -> the node holding that output
         self.expanding: list[str] = []  # definitions being expanded, to catch recursion
         self.call_sites: list[Span] = []  # the calls of those definitions, for nodes and errors
+        self.scopes: list[Scope] = []  # the scopes being lowered, outermost first
 
     def run(self) -> tuple[Node, ...]:
         self.chain(self.spec.body, "", INPUT, {})
@@ -93,9 +94,11 @@ class _Lowering:
             self.results[step.name] = output
             return output
         if isinstance(step, Group):
-            return self.chain(step.body, name + ".", source, env)
+            return self.scoped(Scope(name, "group", step.span, _items(env)), step.body, source,
+                               env)
         if isinstance(step, Repeat):  # only as the body of `as`: the repeats form one scope
-            return self.chain(Chain((step,), step.span), name + ".", source, env)
+            return self.scoped(Scope(name, "repeat", step.span, _items(env)),
+                               Chain((step,), step.span), source, env)
         arguments = resolve_arguments(step.arguments, env)
         call = step if arguments is step.arguments else dataclasses.replace(step,
                                                                               arguments=arguments)
@@ -117,7 +120,8 @@ class _Lowering:
         self.call_sites.append(call.span)
         try:
             env = definition_values(definition, given)
-            return self.chain(definition.body.body, name + ".", source, env)
+            return self.scoped(Scope(name, "definition", definition.name, _items(env), call.span),
+                               definition.body.body, source, env)
         except ArchDSLError as error:
             # The error points into the definition; say which of its calls got there.
             error.notes.append("expanded from " + call_site(self.spec.text, call.span))
@@ -126,10 +130,18 @@ class _Lowering:
             self.expanding.pop()
             self.call_sites.pop()
 
+    def scoped(self, scope: Scope, chain: Chain, source: str, env: dict) -> str:
+        self.scopes.append(scope)
+        try:
+            return self.chain(chain, scope.name + ".", source, env)
+        finally:
+            self.scopes.pop()
+
     def add(self, name: str, layer, span: Span, inputs: tuple[str, ...], order=None) -> str:
         if len(self.nodes) >= MAX_LAYERS:
             raise ArchDSLError(f"the network expands to more than {MAX_LAYERS:,} layers", span)
-        self.nodes.append(Node(name, layer, span, inputs, tuple(self.call_sites), order))
+        self.nodes.append(Node(name, layer, span, inputs, tuple(self.call_sites), order,
+                               tuple(self.scopes)))
         return name
 
     def result(self, word: str, span: Span) -> str:
@@ -153,6 +165,10 @@ class _Lowering:
             raise ArchDSLError(f"this repeat expands to {count:,} copies; at most "
                                f"{MAX_LAYERS:,} layers are supported", repeat.count_span)
         return count
+
+
+def _items(env: dict) -> tuple[tuple[str, object], ...]:
+    return tuple(env.items())
 
 
 @functools.lru_cache(maxsize=256)

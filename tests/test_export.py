@@ -110,7 +110,7 @@ def test_cli_refuses_a_suffix_that_names_no_format(trained, tmp_path):
                                  str(tmp_path / "model.bin")])
     assert result.exit_code == 2
     assert result.stderr == ("error: cannot tell the export's format from 'model.bin'\n"
-                             "hint: name the file .onnx or .pt, or pass --format\n")
+                             "hint: name the file .onnx, .pt or .py, or pass --format\n")
     assert not (tmp_path / "model.bin").exists()
 
 
@@ -215,3 +215,55 @@ def test_a_file_without_weights(tmp_path):
     torch.save({"epoch": 3, "model": {"note": "not tensors"}}, path)
     with pytest.raises(RunError, match="is not an archdsl checkpoint: it has no model weights"):
         load_trained(analysis_of(SKIPS), path)
+
+
+def test_cli_exports_python_without_a_checkpoint(tmp_path):
+    out = tmp_path / "model.py"
+    result = runner.invoke(app, ["export", str(SIMPLE), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{out}: python, class SimpleCnn, input N×1×28×28"
+    assert lines[1].startswith("model.py's SimpleCnn takes the compiled spec's state_dict and "
+                               "matches it on 3 random inputs: max |difference| ")
+    # Independently of the check: the file, run fresh, takes the compiled state_dict strictly.
+    namespace = {}
+    exec(out.read_text(), namespace)
+    network = build(analysis_of(SIMPLE.read_text())).eval()
+    model = namespace["SimpleCnn"]().eval()
+    model.load_state_dict(network.state_dict(), strict=True)
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), network(x))
+
+
+def test_cli_python_format_by_option_and_class_name(tmp_path):
+    out = tmp_path / "net.txt"
+    result = runner.invoke(app, ["export", str(SIMPLE), "--format", "python", "--class-name",
+                                 "Net", "--no-verify", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{out}: python, class Net, input N×1×28×28\n"
+    assert "class Net(nn.Module):" in out.read_text()
+
+
+def test_cli_python_export_of_a_run_directory_reads_its_spec(trained, tmp_path):
+    out = tmp_path / "model.py"
+    result = runner.invoke(app, ["export", str(trained.parent), "-o", str(out), "--no-verify"])
+    assert result.exit_code == 0, result.output
+    name = trained.parent.name
+    assert f"class {name[:1].upper() + name[1:]}(nn.Module):" in out.read_text()
+
+
+def test_cli_python_export_takes_no_checkpoint(trained, tmp_path):
+    result = runner.invoke(app, ["export", str(SIMPLE), "--checkpoint", str(trained), "-o",
+                                 str(tmp_path / "model.py")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: the Python export writes code, not weights: it "
+                                    "takes no --checkpoint\nhint: load a checkpoint's weights")
+    assert not (tmp_path / "model.py").exists()
+
+
+def test_cli_python_export_refuses_a_class_name_python_refuses(tmp_path):
+    result = runner.invoke(app, ["export", str(SIMPLE), "--class-name", "class", "-o",
+                                 str(tmp_path / "model.py")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: 'class' cannot name a Python class\n")

@@ -187,28 +187,35 @@ def evaluate(
 class ExportFormat(str, Enum):
     onnx = "onnx"
     torchscript = "torchscript"
+    python = "python"
 
 
 @app.command("export")
 def export_command(
     spec: RunSpecArgument,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write: .onnx, or "
-                                                                ".pt for TorchScript.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write: .onnx, .pt "
+                                                                "for TorchScript, or .py for "
+                                                                "Python source.")],
     format: Annotated[Optional[ExportFormat], typer.Option(
         "--format", "-f", help="Default: from the file's suffix.")] = None,
     verify: Annotated[bool, typer.Option(
         "--verify/--no-verify",
         help="Run the file and compare its outputs with PyTorch's.")] = True,
     checkpoint: CheckpointOption = None,
+    class_name: Annotated[Optional[str], typer.Option(
+        help="Python: the network's class (default: from the spec's file name).")] = None,
     input: InputOption = None,
 ):
-    """Write a trained spec as ONNX or TorchScript (any batch size), then check that it runs
-    and gives PyTorch's outputs."""
+    """Write a trained spec as ONNX or TorchScript (any batch size), or any spec as Python
+    source (no checkpoint), then check that it runs and gives PyTorch's outputs."""
     from ..export import (export as export_model, load_trained, output_format,
                           verify as verify_export)
     from ..train.runs import spec_and_checkpoint
 
     fmt = run_or_exit(output_format, output, format and format.value)
+    if fmt == "python":
+        _export_python(spec, output, verify, checkpoint, class_name, input)
+        return
     spec, checkpoint = run_or_exit(spec_and_checkpoint, spec, checkpoint)
     analysis = load(spec, input)
     model = run_or_exit(load_trained, analysis, checkpoint)
@@ -220,5 +227,24 @@ def export_command(
         verdict = "matches" if check.ok else "DIFFERS FROM"
         typer.echo(f"{check.runtime} {verdict} PyTorch on {check.batch} random inputs: "
                    f"max |difference| {check.max_abs_diff:.2g} (tolerance {check.tolerance:.2g})")
+        if not check.ok:
+            raise typer.Exit(1)
+
+
+def _export_python(spec: str, output: Path, verify: bool, checkpoint, class_name, input) -> None:
+    """The spec as Python source: code, not weights, so no checkpoint."""
+    from ..export import export_python, verify_python
+    from ..train.runs import spec_without_checkpoint
+
+    spec = run_or_exit(spec_without_checkpoint, spec, checkpoint)
+    analysis = load(spec, input)
+    name = run_or_exit(export_python, analysis, output, class_name)
+    typer.echo(f"{output}: python, class {name}, input N×{'×'.join(map(str, analysis.input))}")
+    if verify:
+        check = run_or_exit(verify_python, analysis, output, name)
+        verdict = "matches" if check.ok else "DIFFERS FROM"
+        typer.echo(f"{check.runtime} takes the compiled spec's state_dict and {verdict} it on "
+                   f"{check.batch} random inputs: max |difference| {check.max_abs_diff:.2g} "
+                   f"(tolerance {check.tolerance:.2g})")
         if not check.ok:
             raise typer.Exit(1)

@@ -3,25 +3,28 @@ slopes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ..errors import ArgumentError
 from .base import Facts, Layer, register
 from .geometry import Shape
+from .torch_call import Inferred, TorchCall
 
 
 class _Elementwise(Layer):
-    """Builds torch.nn.<same name>(**arguments)."""
+    """Builds torch.nn.<same name>(keyword=argument, ...)."""
 
     kind = "activation"
     elementwise = True
+    # (torch's keyword, this layer's field, torch's default); None: always written
+    _torch_keywords: ClassVar[tuple[tuple[str, str, object], ...]] = ()
 
-    def _torch_arguments(self) -> dict:
-        return {}
-
-    def build(self, facts: Facts):
-        from torch import nn
-        return getattr(nn, self.dsl_name)(**self._torch_arguments())
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return TorchCall.of(f"torch.nn:{self.dsl_name}",
+                            *((keyword, self.given(name)) for keyword, name, _ in
+                              self._torch_keywords),
+                            **{keyword: default for keyword, _, default in self._torch_keywords
+                               if default is not None})
 
 
 def _plain(name: str, doc: str, functions: dict[str, tuple[str, ...]],
@@ -48,12 +51,23 @@ ReLU6 = _plain("ReLU6", "min(max(0, x), 6).", _functional("relu6"))
 SiLU = _plain("SiLU", "x · sigmoid(x), also called swish.", _functional("silu"))
 Sigmoid = _plain("Sigmoid", "1 / (1 + exp(−x)).", _everywhere("sigmoid"))
 Tanh = _plain("Tanh", "Hyperbolic tangent.", _everywhere("tanh"))
-Identity = _plain("Identity", "Passes its input through unchanged.", {}, passes_through=True)
 Hardswish = _plain("Hardswish", "x · ReLU6(x + 3) / 6, MobileNetV3's cheap swish.",
                    _functional("hardswish"))
 Hardsigmoid = _plain("Hardsigmoid", "ReLU6(x + 3) / 6, MobileNetV3's cheap sigmoid.",
                      _functional("hardsigmoid"))
 Mish = _plain("Mish", "x · tanh(softplus(x)).", _functional("mish"))
+
+
+@register
+@dataclass(frozen=True)
+class Identity(_Elementwise):
+    """Passes its input through unchanged."""
+
+    torch_modules = ("Identity",)
+    passes_through = True
+
+    def python_expression(self, facts: Facts, inputs: list[str]) -> str:
+        return inputs[0]
 
 
 @register
@@ -66,9 +80,7 @@ class LeakyReLU(_Elementwise):
     torch_functions = {"torch.nn.functional.leaky_relu": ("negative_slope", "inplace")}
 
     slope: float = 0.01
-
-    def _torch_arguments(self) -> dict:
-        return {"negative_slope": self.slope}
+    _torch_keywords = (("negative_slope", "slope", 0.01),)
 
 
 @register
@@ -80,9 +92,7 @@ class ELU(_Elementwise):
     torch_functions = {"torch.nn.functional.elu": ("alpha", "inplace")}
 
     alpha: float = 1.0
-
-    def _torch_arguments(self) -> dict:
-        return {"alpha": self.alpha}
+    _torch_keywords = (("alpha", "alpha", 1.0),)
 
 
 @register
@@ -102,8 +112,7 @@ class Hardtanh(_Elementwise):
             raise ArgumentError(f"Hardtanh: max {self.max} must be greater than min {self.min} "
                                 f"(PyTorch refuses it otherwise)", argument="max")
 
-    def _torch_arguments(self) -> dict:
-        return {"min_val": self.min, "max_val": self.max}
+    _torch_keywords = (("min_val", "min", -1.0), ("max_val", "max", 1.0))
 
 
 @register
@@ -125,9 +134,11 @@ class PReLU(_Elementwise):
     def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
         return {"weight": (shape[0] if self.per_channel else 1,)}
 
-    def build(self, facts: Facts):
-        from torch import nn
-        return nn.PReLU(dict(facts.parameters)["weight"][0], self.init)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        slopes = dict(facts.parameters)["weight"][0]
+        return TorchCall.of("torch.nn:PReLU",
+                            ("num_parameters", Inferred(slopes) if self.per_channel else 1),
+                            ("init", self.given("init")), num_parameters=1, init=0.25)
 
 
 @register
@@ -139,9 +150,7 @@ class GELU(_Elementwise):
     torch_functions = {"torch.nn.functional.gelu": ("approximate",)}
 
     approximate: Literal["none", "tanh"] = "none"
-
-    def _torch_arguments(self) -> dict:
-        return {"approximate": self.approximate}
+    _torch_keywords = (("approximate", "approximate", "none"),)
 
 
 @register
@@ -164,5 +173,4 @@ class Softmax(_Elementwise):
                                 f"{len(shape)}-axis input (1 to {len(shape)}; 0 is the batch)")
         return shape
 
-    def _torch_arguments(self) -> dict:
-        return {"dim": self.dim}
+    _torch_keywords = (("dim", "dim", None),)

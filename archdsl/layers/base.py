@@ -3,7 +3,9 @@
 A layer is a frozen dataclass: its fields are its DSL arguments (positional fields first), their
 annotations say what values are allowed, and its methods resolve, once per input shape, its
 Facts (output shape, parameters, buffers, MACs, receptive-field window, description), explain
-that arithmetic and build the torch module from those facts, all in one place.
+that arithmetic and state the torch module for those facts as a constructor call in plain data
+(torch_call: what build instantiates and the Python export writes), all in one place. Layers
+without tensors that the export writes into forward (`a + b`) say how (python_expression).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from . import importing
 from .arguments import (bind_arguments, from_torch, KEYWORDS, keyword_slip, literal,
                         suggest)
 from .geometry import count_formula, format_shape, numel, Shape
+from .torch_call import Given, TorchCall
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -179,9 +182,23 @@ class Layer:
             "buffers": count_formula(facts.buffers) if facts.buffers else None,
         }
 
+    def torch_call(self, facts: Facts) -> TorchCall:
+        """The torch module for inputs of these facts' shapes, as its constructor call: what
+        build instantiates and the Python export writes."""
+        raise NotImplementedError
+
     def build(self, facts: Facts):
         """The torch module for inputs of these facts' shapes."""
-        raise NotImplementedError
+        return self.torch_call(facts).instantiate()
+
+    def python_expression(self, facts: Facts, inputs: list[str]) -> str | None:
+        """The layer as an expression in the exported forward over its inputs' Python
+        expressions (`a + b`), for layers without tensors; None: a module (torch_call)."""
+        return None
+
+    def given(self, name: str) -> Given:
+        """The argument `name`, tagged for the export to write as the spec gives it."""
+        return Given(name, getattr(self, name))
 
     @classmethod
     def from_torch_module(cls, module, shape: Shape) -> dict:

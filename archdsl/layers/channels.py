@@ -8,6 +8,7 @@ from ..errors import ArgumentError, ShapeError
 from .arguments import NonNegativeInt, PositiveInt
 from .base import Facts, Layer, register
 from .geometry import groups_of, Shape, spatial_input
+from .torch_call import TorchCall
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +63,9 @@ class Chunk(Layer):
         from .modules import Chunk as Piece
         return Piece(self.index, self.chunks)
 
+    def python_expression(self, facts: ChunkFacts, inputs: list[str]) -> str:
+        return f"{inputs[0]}.chunk({self.chunks}, dim=1)[{self.index}]"
+
 
 @register
 @dataclass(frozen=True)
@@ -88,6 +92,6 @@ class ChannelShuffle(Layer):
     def describe(self, facts: Facts) -> str:
         return f"ChannelShuffle({self.settings(str(facts.inputs[0][0]))})"
 
-    def build(self, facts: Facts):
-        from torch import nn
-        return nn.ChannelShuffle(self.groups)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return TorchCall.of("torch.nn:ChannelShuffle", ("groups", self.given("groups")),
+                            positional=1)

@@ -9,6 +9,7 @@ from typing import Annotated, Union
 from ..errors import ArgumentError, ShapeError
 from .arguments import Min, Padding, PositiveInt, Size
 from .base import Layer, register, WindowFacts
+from .torch_call import Inferred, TorchCall
 from .geometry import (axis_names, format_output, format_shape, format_size, format_unless, numel,
                        per_axis, product, Shape, spatial_input, Window, window_output)
 
@@ -132,13 +133,15 @@ class Conv(_Convolution):
                 facts.dilation)]
         return data
 
-    def build(self, facts: WindowFacts):
-        from torch import nn
+    def torch_call(self, facts: WindowFacts) -> TorchCall:
         channels, spatial = facts.inputs[0][0], facts.inputs[0][1:]
-        conv = getattr(nn, f"Conv{len(spatial)}d")
-        pad = self.padding if isinstance(self.padding, str) else facts.padding
-        return conv(channels, self.out, facts.kernel, facts.stride, pad, facts.dilation,
-                    self.groups, self.bias)
+        return TorchCall.of(
+            f"torch.nn:Conv{len(spatial)}d", ("in_channels", Inferred(channels)),
+            ("out_channels", self.given("out")), ("kernel_size", self.given("kernel")),
+            ("stride", self.given("stride")), ("padding", self.given("padding")),
+            ("dilation", self.given("dilation")), ("groups", self.given("groups")),
+            ("bias", self.given("bias")),
+            positional=3, stride=1, padding=0, dilation=1, groups=1, bias=True)
 
 
 @register
@@ -208,9 +211,13 @@ class ConvTranspose(_Convolution):
             in zip(axis_names(len(out) - 1), self._axes(facts), out[1:])]
         return data
 
-    def build(self, facts: WindowFacts):
-        from torch import nn
+    def torch_call(self, facts: WindowFacts) -> TorchCall:
         channels, spatial = facts.inputs[0][0], facts.inputs[0][1:]
-        conv = getattr(nn, f"ConvTranspose{len(spatial)}d")
-        return conv(channels, self.out, facts.kernel, facts.stride, facts.padding,
-                    facts.output_padding, self.groups, self.bias, facts.dilation)
+        return TorchCall.of(
+            f"torch.nn:ConvTranspose{len(spatial)}d", ("in_channels", Inferred(channels)),
+            ("out_channels", self.given("out")), ("kernel_size", self.given("kernel")),
+            ("stride", self.given("stride")), ("padding", self.given("padding")),
+            ("output_padding", self.given("output_padding")), ("groups", self.given("groups")),
+            ("bias", self.given("bias")), ("dilation", self.given("dilation")),
+            positional=3, stride=1, padding=0, output_padding=0, groups=1, bias=True,
+            dilation=1)

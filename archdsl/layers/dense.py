@@ -8,6 +8,7 @@ from ..errors import ShapeError
 from .arguments import PositiveInt, Probability
 from .base import Facts, Layer, register
 from .geometry import format_shape, product, Shape
+from .torch_call import Inferred, TorchCall
 
 
 @register
@@ -33,9 +34,8 @@ class Flatten(Layer):
     def describe(self, facts: Facts) -> str:
         return f"Flatten({format_shape(facts.inputs[0])}→{facts.output[0]})"
 
-    def build(self, facts: Facts):
-        from torch import nn
-        return nn.Flatten(1)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return TorchCall.of("torch.nn:Flatten")
 
 
 @register
@@ -93,12 +93,12 @@ class Linear(Layer):
         text += ", pointwise" if len(shape) > 1 else ""
         return text + (")" if self.bias else ", bias=false)")
 
-    def build(self, facts: Facts):
-        from torch import nn
-        from .modules import PointwiseLinear
+    def torch_call(self, facts: Facts) -> TorchCall:
         shape, = facts.inputs
-        linear = PointwiseLinear if len(shape) > 1 else nn.Linear
-        return linear(shape[0], self.out, self.bias)
+        linear = "archdsl.layers.modules:PointwiseLinear" if len(shape) > 1 else "torch.nn:Linear"
+        return TorchCall.of(linear, ("in_features", Inferred(shape[0])),
+                            ("out_features", self.given("out")), ("bias", self.given("bias")),
+                            positional=2, bias=True)
 
 
 @register
@@ -113,6 +113,5 @@ class Dropout(Layer):
 
     p: Probability = 0.5
 
-    def build(self, facts: Facts):
-        from torch import nn
-        return nn.Dropout(self.p)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return TorchCall.of("torch.nn:Dropout", ("p", self.given("p")), positional=1, p=0.5)

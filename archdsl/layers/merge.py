@@ -60,6 +60,9 @@ class Add(_Merge):
         from .modules import Sum
         return Sum()
 
+    def python_expression(self, facts: Facts, inputs: list[str]) -> str:
+        return " + ".join(inputs)
+
 
 @dataclass(frozen=True, kw_only=True)
 class ConcatFacts(Facts):
@@ -116,10 +119,20 @@ class Concat(_Merge):
 
     def build(self, facts: ConcatFacts):
         from .modules import ChannelConcat
+        return ChannelConcat(self._windows(facts))
+
+    def _windows(self, facts: ConcatFacts) -> list:
+        """Per input, None, or the slices of its center crop on each spatial axis."""
         size = facts.output[1:]
-        return ChannelConcat([None if not any(o) and s[1:] == size else
-                              tuple(slice(a, a + n) for a, n in zip(o, size))
-                              for o, s in zip(facts.offsets, facts.inputs)])
+        return [None if not any(o) and s[1:] == size else
+                tuple(slice(a, a + n) for a, n in zip(o, size))
+                for o, s in zip(facts.offsets, facts.inputs)]
+
+    def python_expression(self, facts: ConcatFacts, inputs: list[str]) -> str:
+        cropped = [x if window is None else
+                   f"{x}[..., {', '.join(f'{w.start}:{w.stop}' for w in window)}]"
+                   for x, window in zip(inputs, self._windows(facts))]
+        return f"torch.cat([{', '.join(cropped)}], dim=1)"
 
 
 @register
@@ -168,3 +181,6 @@ class Multiply(_Merge):
     def build(self, facts: Facts):
         from .modules import Product
         return Product()
+
+    def python_expression(self, facts: Facts, inputs: list[str]) -> str:
+        return " * ".join(inputs)

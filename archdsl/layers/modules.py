@@ -1,5 +1,6 @@
 """The few torch modules PyTorch lacks (several inputs, channels at each position, a scale as
-an output). Imported only by build()."""
+an output). Imported only by build(); the Python export copies the classes it uses into its file,
+so each class stands alone."""
 from __future__ import annotations
 
 import torch
@@ -39,20 +40,12 @@ class ChannelConcat(nn.Module):
         return f"crops={[w is not None for w in self.windows]}"
 
 
-def _channels_last(x: torch.Tensor) -> torch.Tensor:
-    return x.movedim(1, -1)
-
-
-def _channels_first(x: torch.Tensor) -> torch.Tensor:
-    return x.movedim(-1, 1)
-
-
 class ChannelLayerNorm(nn.LayerNorm):
     """nn.LayerNorm over the channels of an N×C×… map at each position: torchvision's
     LayerNorm2d, for any number of spatial axes (its state_dict is nn.LayerNorm's)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _channels_first(super().forward(_channels_last(x)))
+        return super().forward(x.movedim(1, -1)).movedim(-1, 1)
 
 
 class PointwiseLinear(nn.Linear):
@@ -60,7 +53,7 @@ class PointwiseLinear(nn.Linear):
     Linear -> Permute (its state_dict is nn.Linear's)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _channels_first(super().forward(_channels_last(x)))
+        return super().forward(x.movedim(1, -1)).movedim(-1, 1)
 
 
 class Chunk(nn.Module):

@@ -11,6 +11,7 @@ from ..errors import ShapeError
 from .arguments import PositiveFloat, PositiveInt, Probability
 from .base import Facts, Layer, register
 from .geometry import format_shape, groups_of, product, Shape, spatial_input
+from .torch_call import Inferred, TorchCall
 
 
 def _affine(layer: Layer, channels: int, bias: bool = True) -> dict[str, Shape]:
@@ -59,11 +60,17 @@ class BatchNorm(Layer):
     def describe(self, facts: Facts) -> str:
         return f"{self._torch_name(facts)}({facts.inputs[0][0]})"
 
-    def build(self, facts: Facts):
-        from torch import nn
-        norm = getattr(nn, self._torch_name(facts))
-        return norm(facts.inputs[0][0], self.eps, self.momentum, self.affine,
-                    self.track_running_stats)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return _statistics_norm(self, facts, affine=True, track_running_stats=True)
+
+
+def _statistics_norm(layer: Layer, facts: Facts, **defaults) -> TorchCall:
+    """BatchNorm's and InstanceNorm's constructor: the same arguments, different defaults."""
+    return TorchCall.of(f"torch.nn:{layer._torch_name(facts)}",
+                        ("num_features", Inferred(facts.inputs[0][0])), ("eps", layer.given("eps")),
+                        ("momentum", layer.given("momentum")), ("affine", layer.given("affine")),
+                        ("track_running_stats", layer.given("track_running_stats")),
+                        positional=1, eps=1e-5, momentum=0.1, **defaults)
 
 
 @register
@@ -112,12 +119,15 @@ class LayerNorm(Layer):
         form = f"{len(shape) - 1}d" if len(shape) > 1 else ""
         return f"LayerNorm{form}({self.settings(str(shape[0]))})"
 
-    def build(self, facts: Facts):
-        from torch import nn
-        from .modules import ChannelLayerNorm
+    def torch_call(self, facts: Facts) -> TorchCall:
         shape, = facts.inputs
-        norm = nn.LayerNorm if len(shape) == 1 else ChannelLayerNorm
-        return norm(shape[0], self.eps, self.affine, self.bias)
+        norm = "torch.nn:LayerNorm" if len(shape) == 1 else \
+            "archdsl.layers.modules:ChannelLayerNorm"
+        return TorchCall.of(norm, ("normalized_shape", Inferred(shape[0])),
+                            ("eps", self.given("eps")),
+                            ("elementwise_affine", self.given("affine")),
+                            ("bias", self.given("bias")),
+                            positional=1, eps=1e-5, elementwise_affine=True, bias=True)
 
 
 @register
@@ -154,9 +164,11 @@ class GroupNorm(Layer):
     def describe(self, facts: Facts) -> str:
         return f"GroupNorm({self.settings(str(facts.inputs[0][0]))})"
 
-    def build(self, facts: Facts):
-        from torch import nn
-        return nn.GroupNorm(self.groups, facts.inputs[0][0], self.eps, self.affine)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return TorchCall.of("torch.nn:GroupNorm", ("num_groups", self.given("groups")),
+                            ("num_channels", Inferred(facts.inputs[0][0])),
+                            ("eps", self.given("eps")), ("affine", self.given("affine")),
+                            positional=2, eps=1e-5, affine=True)
 
 
 @register
@@ -209,8 +221,5 @@ class InstanceNorm(Layer):
     def describe(self, facts: Facts) -> str:
         return f"{self._torch_name(facts)}({self.settings(str(facts.inputs[0][0]))})"
 
-    def build(self, facts: Facts):
-        from torch import nn
-        norm = getattr(nn, self._torch_name(facts))
-        return norm(facts.inputs[0][0], self.eps, self.momentum, self.affine,
-                    self.track_running_stats)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return _statistics_norm(self, facts, affine=False, track_running_stats=False)

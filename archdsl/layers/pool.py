@@ -9,6 +9,7 @@ from .arguments import Min, Size
 from .base import Facts, Layer, register, WindowFacts
 from .geometry import (axis_names, format_output, format_shape, format_size, format_unless,
                        per_axis, Shape, spatial_input, Window, window_output)
+from .torch_call import TorchCall
 
 PoolPadding = Annotated[Union[int, tuple[int, ...]], Min(0),
                         "a non-negative integer or a tuple such as (0, 1)"]
@@ -89,9 +90,11 @@ class _WindowPool(Layer):
         text += format_unless("p", facts.padding, 0) + format_unless("d", facts.dilation, 1)
         return text + (", ceil_mode=true)" if self.ceil_mode else ")")
 
-    def _torch_arguments(self, facts: WindowFacts) -> dict:
-        return dict(kernel_size=facts.kernel, stride=facts.stride, padding=facts.padding,
-                    ceil_mode=self.ceil_mode)
+    def _torch_call(self, facts: WindowFacts, *more: tuple[str, object], **defaults) -> TorchCall:
+        return TorchCall.of(f"torch.nn:{self.dsl_name}{len(facts.kernel)}d",
+                            ("kernel_size", self.given("kernel")), ("stride", self.given("stride")),
+                            ("padding", self.given("padding")), *more,
+                            positional=1, stride=None, padding=0, **defaults)
 
 
 @register
@@ -111,10 +114,10 @@ class MaxPool(_WindowPool):
     dilation: Size = 1
     ceil_mode: bool = False
 
-    def build(self, facts: WindowFacts):
-        from torch import nn
-        pool = getattr(nn, f"MaxPool{len(facts.kernel)}d")
-        return pool(dilation=self.dilation, **self._torch_arguments(facts))
+    def torch_call(self, facts: WindowFacts) -> TorchCall:
+        return self._torch_call(facts, ("dilation", self.given("dilation")),
+                                ("ceil_mode", self.given("ceil_mode")), dilation=1,
+                                ceil_mode=False)
 
 
 @register
@@ -136,10 +139,10 @@ class AvgPool(_WindowPool):
     ceil_mode: bool = False
     count_include_pad: bool = True
 
-    def build(self, facts: WindowFacts):
-        from torch import nn
-        pool = getattr(nn, f"AvgPool{len(facts.kernel)}d")
-        return pool(count_include_pad=self.count_include_pad, **self._torch_arguments(facts))
+    def torch_call(self, facts: WindowFacts) -> TorchCall:
+        return self._torch_call(facts, ("ceil_mode", self.given("ceil_mode")),
+                                ("count_include_pad", self.given("count_include_pad")),
+                                ceil_mode=False, count_include_pad=True)
 
 
 @register
@@ -179,10 +182,9 @@ class AdaptiveAvgPool(Layer):
     def describe(self, facts: Facts) -> str:
         return f"AdaptiveAvgPool{len(facts.output) - 1}d({format_size(facts.output[1:])})"
 
-    def build(self, facts: Facts):
-        from torch import nn
-        pool = getattr(nn, f"AdaptiveAvgPool{len(facts.output) - 1}d")
-        return pool(facts.output[1:])
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return TorchCall.of(f"torch.nn:AdaptiveAvgPool{len(facts.output) - 1}d",
+                            ("output_size", self.given("size")), positional=1)
 
 
 @register
@@ -214,7 +216,8 @@ class GlobalAvgPool(Layer):
         shape, = facts.inputs
         return f"GlobalAvgPool({format_shape(shape)}→{shape[0]})"
 
-    def build(self, facts: Facts):
-        from torch import nn
-        pool = getattr(nn, f"AdaptiveAvgPool{len(facts.inputs[0]) - 1}d")
-        return nn.Sequential(pool(1), nn.Flatten(1))
+    def torch_call(self, facts: Facts) -> TorchCall:
+        pool = TorchCall.of(f"torch.nn:AdaptiveAvgPool{len(facts.inputs[0]) - 1}d",
+                            ("output_size", 1), positional=1)
+        return TorchCall.of("torch.nn:Sequential", ("", pool), ("", TorchCall.of("torch.nn:Flatten")),
+                            positional=2)

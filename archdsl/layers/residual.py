@@ -9,6 +9,7 @@ from .arguments import Probability
 from .base import Facts, Layer, register
 from .importing import shortest_float32
 from .geometry import format_shape, Shape
+from .torch_call import Inferred, TorchCall
 
 
 @register
@@ -58,9 +59,11 @@ class LayerScale(Layer):
     def describe(self, facts: Facts) -> str:
         return f"LayerScale({self.settings(format_shape(facts.output))})"
 
-    def build(self, facts: Facts):
-        from .modules import LayerScale as Scale
-        return Scale(facts.output, self.init)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        channels, *ones = facts.output
+        return TorchCall.of("archdsl.layers.modules:LayerScale",
+                            ("shape", (Inferred(channels), *ones)), ("init", self.given("init")),
+                            positional=2)
 
 
 @register
@@ -79,6 +82,6 @@ class StochasticDepth(Layer):
     p: Probability
     mode: Literal["row", "batch"] = "row"
 
-    def build(self, facts: Facts):
-        from torchvision.ops import StochasticDepth
-        return StochasticDepth(self.p, self.mode)
+    def torch_call(self, facts: Facts) -> TorchCall:
+        return TorchCall.of("torchvision.ops:StochasticDepth", ("p", self.given("p")),
+                            ("mode", self.given("mode")), positional=2)

@@ -8,6 +8,7 @@ from ..errors import ShapeError
 from .arguments import Size
 from .base import Facts, Layer, register
 from .geometry import axis_names, format_shape, format_size, per_axis, Shape, spatial_input
+from .torch_call import TorchCall
 
 # The interpolating modes PyTorch implements for one rank only: mode -> spatial axes.
 MODE_AXES = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
@@ -77,7 +78,7 @@ class Upsample(Layer):
     def describe(self, facts: UpsampleFacts) -> str:
         return f"Upsample{len(facts.scale)}d(×{format_size(facts.scale)}, {self.mode})"
 
-    def build(self, facts: UpsampleFacts):
-        from torch import nn
+    def torch_call(self, facts: UpsampleFacts) -> TorchCall:
         # torch 2.x no longer warns without align_corners; its default (False) is what we want.
-        return nn.Upsample(scale_factor=facts.scale, mode=self.mode)
+        return TorchCall.of("torch.nn:Upsample", ("scale_factor", self.given("scale")),
+                            ("mode", self.given("mode")), mode="nearest")

@@ -160,15 +160,29 @@ def spec_and_checkpoint(spec: str, checkpoint: str | None) -> tuple[str, Path]:
     a run directory too, which stands for its best.pt."""
     if spec != "-" and Path(spec).is_dir():
         run_dir = Path(spec)
-        if not (run_dir / "spec.spec").is_file():
-            raise RunError(f"{run_dir} is a directory without spec.spec, not a run directory",
-                           hint="give a .spec file, or the directory a training wrote "
-                                "(runs/NAME)")
-        return str(run_dir / "spec.spec"), checkpoint_file(Path(checkpoint or run_dir))
+        return _run_spec(run_dir), checkpoint_file(Path(checkpoint or run_dir))
     if checkpoint is None:
         raise RunError("which checkpoint? give --checkpoint runs/NAME/best.pt (or runs/NAME), "
                        "or the run directory in place of the spec")
     return spec, checkpoint_file(Path(checkpoint))
+
+
+def spec_without_checkpoint(spec: str, checkpoint: str | None) -> str:
+    """For what needs the network but no weights (the Python export): the spec to read, a run
+    directory standing for its spec.spec; a RunError where a checkpoint is given."""
+    if checkpoint is not None:
+        raise RunError("the Python export writes code, not weights: it takes no --checkpoint",
+                       hint="load a checkpoint's weights into the class: "
+                            "model.load_state_dict(torch.load(PATH)['model'])")
+    return _run_spec(Path(spec)) if spec != "-" and Path(spec).is_dir() else spec
+
+
+def _run_spec(run_dir: Path) -> str:
+    if not (run_dir / "spec.spec").is_file():
+        raise RunError(f"{run_dir} is a directory without spec.spec, not a run directory",
+                       hint="give a .spec file, or the directory a training wrote "
+                            "(runs/NAME)")
+    return str(run_dir / "spec.spec")
 
 
 def checkpoint_file(path: Path) -> Path:
