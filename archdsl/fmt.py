@@ -235,7 +235,10 @@ def _layout(tree: Tree, column: int, reserve: int = 0) -> list[str]:
     that close around it): on one line where it fits in WIDTH and the writer did not break it,
     else a group's steps on the writer's lines aligned after its '[' (one per line where a line
     is too long), and the same inside each operand of a branch step or the body of a repeat, so
-    that no line that can be broken grows past WIDTH. Later lines carry their own indentation."""
+    that no line that can be broken grows past WIDTH; an operand of a branch step that would
+    pass WIDTH where it stands, or break there after an operand that broke, starts its own
+    line, under the first operand, after its operator (`| [...]`). Later lines carry their own
+    indentation."""
     flat = _step(tree)
     if (column + len(flat) + reserve <= WIDTH and not _broken(tree)) or tree.data == "call":
         return [flat]
@@ -252,13 +255,27 @@ def _layout(tree: Tree, column: int, reserve: int = 0) -> list[str]:
     operator = {"sum": " + ", "concat": " | ", "product": " * "}[tree.data]
     lines, operands = [""], tree.children
     for index, operand in enumerate(operands):
-        lines[-1] += operator if index else ""
-        at = column + len(lines[0]) if len(lines) == 1 else len(lines[-1])
         last = index == len(operands) - 1
-        layout = _layout(operand, at, reserve if last else len(operator) + 1)
+        room = reserve if last else len(operator) + 1
+        own_line = " " * column + operator.lstrip()
+        lines[-1] += operator if index else ""
+        at = column + len(lines[-1]) if len(lines) == 1 else len(lines[-1])
+        layout = _layout(operand, at, room)
+        if index and (_widest(layout, at) > WIDTH or len(lines) > 1 and len(layout) > 1):
+            # too far right, or broken to fit after an operand that broke: a line of its own
+            below = _layout(operand, len(own_line), room)
+            if _widest(below, len(own_line)) < _widest(layout, at) or len(below) < len(layout):
+                lines[-1] = lines[-1][:-len(operator)]
+                lines.append(own_line)
+                layout = below
         lines[-1] += layout[0]
         lines += layout[1:]
     return lines
+
+
+def _widest(layout: list[str], column: int) -> int:
+    """The widest line of a layout whose first line starts at `column`."""
+    return max([column + len(layout[0]), *(len(line) for line in layout[1:])])
 
 
 def _parameter(tree: Tree) -> str:

@@ -376,6 +376,22 @@ def test_a_long_branch_step_breaks_inside_its_groups():
     assert all(len(line) <= 100 for line in formatted.splitlines())
 
 
+def test_branches_after_one_that_broke_start_their_own_lines():
+    """Inception's concatenation of four long branches: each operand after the first that
+    breaks starts a line under the first, after the `|`, instead of where the last one ended."""
+    long = "[Conv(64, 1) as reduce -> Conv(96, (1, 7), p=(0, 3)) as wide -> Conv(96, (7, 1), " \
+           "p=(3, 0)) as tall]"
+    text = f"input 8x8x8\ndef Mixed(c) = [Conv(c, 1) as single | {long} | {long} | " \
+           f"[AvgPool(3, s=1, p=1) -> Conv(c, 1) as pool]]\nMixed(32)"
+    formatted = assert_formats_well(text)
+    assert ("def Mixed(c) = [Conv(c, 1) as single | [Conv(64, 1) as reduce\n"
+            "                                        -> Conv(96, (1, 7), p=(0, 3)) as wide\n"
+            "                                        -> Conv(96, (7, 1), p=(3, 0)) as tall]\n"
+            "                | [Conv(64, 1) as reduce\n") in formatted
+    assert "                | [AvgPool(3, s=1, p=1) -> Conv(c, 1) as pool]]\n" in formatted
+    assert all(len(line) <= 100 for line in formatted.splitlines())
+
+
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_no_formatted_line_passes_the_width(path):
     """Except a comment's: fmt breaks a long train(...) block too."""

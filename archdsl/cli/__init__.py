@@ -7,7 +7,7 @@ import gc
 
 from .common import app
 # (they register their commands)
-from . import analysis_commands, run_commands, editor_command  # noqa: F401
+from . import analysis_commands, run_commands, import_command, editor_command  # noqa: F401
 
 __all__ = ["app", "main"]
 
