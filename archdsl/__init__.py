@@ -1,7 +1,8 @@
 """archdsl: write a convolutional network as text; get its shapes, parameters and cost exactly.
 
 `import archdsl` stays torch-free: `archdsl.train(spec, …)`, `archdsl.load_run(path)` and
-`archdsl.from_module(module, input)` import torch when called. In IPython or Jupyter, `%load_ext archdsl` adds the `%%archdsl` cell magic.
+`archdsl.from_module(module, input)` import torch when called. In IPython or Jupyter,
+`%load_ext archdsl` adds the `%%archdsl` cell magic.
 """
 from .analysis import Analysis, Row, Totals, analyze
 from .errors import ArchDSLError
