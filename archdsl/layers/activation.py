@@ -16,6 +16,9 @@ class _Elementwise(Layer):
 
     kind = "activation"
     elementwise = True
+    # Most activations' gradients are computed from the input; ReLU's, Sigmoid's, Tanh's and
+    # Softmax's from the output (measured: saved_tensors_hooks, storage against input/output).
+    keeps = "input"
     # (torch's keyword, this layer's field, torch's default); None: always written
     _torch_keywords: ClassVar[tuple[tuple[str, str, object], ...]] = ()
 
@@ -46,11 +49,11 @@ def _everywhere(name: str) -> dict[str, tuple[str, ...]]:
 
 
 ReLU = _plain("ReLU", "max(0, x).", {**_functional("relu"), "torch.relu": (),
-                                      "Tensor.relu": ()})
+                                      "Tensor.relu": ()}, keeps="output")
 ReLU6 = _plain("ReLU6", "min(max(0, x), 6).", _functional("relu6"))
 SiLU = _plain("SiLU", "x · sigmoid(x), also called swish.", _functional("silu"))
-Sigmoid = _plain("Sigmoid", "1 / (1 + exp(−x)).", _everywhere("sigmoid"))
-Tanh = _plain("Tanh", "Hyperbolic tangent.", _everywhere("tanh"))
+Sigmoid = _plain("Sigmoid", "1 / (1 + exp(−x)).", _everywhere("sigmoid"), keeps="output")
+Tanh = _plain("Tanh", "Hyperbolic tangent.", _everywhere("tanh"), keeps="output")
 Hardswish = _plain("Hardswish", "x · ReLU6(x + 3) / 6, MobileNetV3's cheap swish.",
                    _functional("hardswish"))
 Hardsigmoid = _plain("Hardsigmoid", "ReLU6(x + 3) / 6, MobileNetV3's cheap sigmoid.",
@@ -65,6 +68,7 @@ class Identity(_Elementwise):
 
     torch_modules = ("Identity",)
     passes_through = True
+    keeps = None
 
     def python_expression(self, facts: Facts, inputs: list[str]) -> str:
         return inputs[0]
@@ -160,6 +164,7 @@ class Softmax(_Elementwise):
 
     probabilities = True
     elementwise = False
+    keeps = "output"
     torch_modules = ("Softmax",)
     torch_functions = {"torch.nn.functional.softmax": ("dim", "_stacklevel", "dtype"),
                        "torch.softmax": ("dim", "dtype"), "Tensor.softmax": ("dim", "dtype")}

@@ -21,6 +21,25 @@ from .geometry import count_formula, format_shape, numel, Shape
 from .torch_call import Given, TorchCall
 
 
+@dataclasses.dataclass(frozen=True)
+class Kept:
+    """One tensor autograd keeps for the backward pass (train mode, CPU, float32), as measured
+    with torch.autograd.graph.saved_tensors_hooks. Parameters and buffers are never counted:
+    they exist anyway."""
+
+    tensor: str  # "input", "input1", …: that input's storage; "output"; or a tensor of the
+    #              layer's own ("indices", "mask", "mean"), a new storage
+    shape: Shape  # without the batch axis
+    itemsize: int = 4  # bytes per element: float32 4, int64 indices 8
+    per_example: bool = True  # False: one for the whole batch (BatchNorm's per-channel means)
+    # Kept only where one of these inputs requires grad: a product keeps each factor for the
+    # others' gradients. Empty: whenever autograd records the layer at all.
+    when: tuple[str, ...] = ()
+    # torch's matmul reshapes a channels-last view of the input, which copies it (a new storage
+    # of the input's size) except at batch 1, where the reshape is a view.
+    copied_above_batch_1: bool = False
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Facts:
     """A layer at one input shape, resolved once (Layer.resolve) and read by everything after:
@@ -35,6 +54,10 @@ class Facts:
     window: tuple[tuple[int, int], ...] | None  # (kernel extent, stride) per spatial axis;
     #                                             None where an output sees no single window
     description: str  # the layer as torch would build it: Conv2d(1→16, k=3, s=1, p=1)
+    saved: tuple[Kept, ...] = ()  # what autograd keeps for backward (Layer.kept)
+    # Where the output lives: "new" storage, "input" (a view of the first input: Flatten,
+    # Chunk) or "parameter" (a view of a parameter: LayerScale's scale), no activation.
+    output_storage: str = "new"
 
     @property
     def params(self) -> int:
@@ -114,6 +137,10 @@ class Layer:
     elementwise: ClassVar[bool] = False
     # Its output is its input (nn.Identity): an imported network needs no step for it.
     passes_through: ClassVar[bool] = False
+    # What autograd keeps of this layer for backward, where the layer keeps one tensor of its
+    # input's or output's shape: "input", "output", or None (nothing). Layers that keep more
+    # override `kept`.
+    keeps: ClassVar[str | None] = None
     frozen: bool = dataclasses.field(default=False, kw_only=True)
 
     def check(self) -> None:
@@ -152,10 +179,24 @@ class Layer:
                 "buffers": tuple((buffers or {}).items())}
 
     def described(self, facts: Facts) -> Facts:
-        """The facts, made with an empty description, completed: describe reads the rest of them.
-        Set in place (the facts are new and not yet shared): a copy costs a tenth of analyze."""
+        """The facts, made with an empty description, completed: describe reads the rest of them,
+        `kept` and `output_storage` what autograd keeps. Set in place (the facts are new and not
+        yet shared): a copy costs a tenth of analyze."""
         object.__setattr__(facts, "description", self.describe(facts))
+        object.__setattr__(facts, "saved", self.kept(facts))
+        object.__setattr__(facts, "output_storage", self.output_storage(facts))
         return facts
+
+    def kept(self, facts: Facts) -> tuple[Kept, ...]:
+        """The tensors autograd keeps for this layer's backward pass in train mode on the CPU
+        (archdsl/memory.py adds them up, counting a storage kept twice once)."""
+        if self.keeps is None:
+            return ()
+        return (Kept(self.keeps, facts.output if self.keeps == "output" else facts.inputs[0]),)
+
+    def output_storage(self, facts: Facts) -> str:
+        """"new", "input" (the output is a view of the first input) or "parameter"."""
+        return "input" if self.passes_through else "new"
 
     def settings(self, *first: str) -> str:
         """`first`, then the arguments that differ from their defaults, as written:

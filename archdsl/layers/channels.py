@@ -59,6 +59,9 @@ class Chunk(Layer):
         return (f"Chunk({facts.inputs[0][0]}→{facts.output[0]}, {self.index} of "
                 f"{len(facts.sizes)})")
 
+    def output_storage(self, facts: Facts) -> str:
+        return "input"  # torch.chunk's pieces are views
+
     def build(self, facts: ChunkFacts):
         from .modules import Chunk as Piece
         return Piece(self.index, self.chunks)

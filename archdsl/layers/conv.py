@@ -21,6 +21,7 @@ class _Convolution(Layer):
     """Shared by Conv and ConvTranspose: the same arguments, read per spatial axis."""
 
     kind = "conv"
+    keeps = "input"  # for the weight's gradient; the weight, a parameter, is not counted
     torch_inferred = "input channels"
     torch_keywords = {"in_channels": None, "out_channels": "out", "kernel_size": "kernel"}
     torch_fixed = {"padding_mode": "zeros"}

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ShapeError
 from .arguments import PositiveInt, Probability
-from .base import Facts, Layer, register
+from .base import Facts, Kept, Layer, register
 from .geometry import format_shape, product, Shape
 from .torch_call import Inferred, TorchCall
 
@@ -33,6 +33,9 @@ class Flatten(Layer):
 
     def describe(self, facts: Facts) -> str:
         return f"Flatten({format_shape(facts.inputs[0])}→{facts.output[0]})"
+
+    def output_storage(self, facts: Facts) -> str:
+        return "input"  # a view: the input is contiguous
 
     def torch_call(self, facts: Facts) -> TorchCall:
         return TorchCall.of("torch.nn:Flatten")
@@ -87,6 +90,11 @@ class Linear(Layer):
                           + f" = {facts.params:,}")
         return data
 
+    def kept(self, facts: Facts) -> tuple[Kept, ...]:
+        shape, = facts.inputs
+        # Pointwise, the channels-last view of the input, reshaped to rows of channels.
+        return (Kept("input", shape, copied_above_batch_1=math.prod(shape[1:]) > 1),)
+
     def describe(self, facts: Facts) -> str:
         shape, = facts.inputs
         text = f"Linear({shape[0]}→{self.out}"
@@ -112,6 +120,18 @@ class Dropout(Layer):
     torch_functions = {"torch.nn.functional.dropout": ("p", "training", "inplace")}
 
     p: Probability = 0.5
+
+    def kept(self, facts: Facts) -> tuple[Kept, ...]:
+        if self.p == 0:
+            return ()
+        if self.p == 1:  # the input times a zero scalar
+            return (Kept("zero", (), per_example=False),)
+        # The CPU's dropout keeps a float32 mask (the input's shape, already divided by 1 − p);
+        # CUDA's fused native_dropout keeps a bool one, 1 byte an element. Predicted for the CPU.
+        return (Kept("mask", facts.inputs[0]),)
+
+    def output_storage(self, facts: Facts) -> str:
+        return "input" if self.p == 0 else "new"  # p=0 returns the input itself
 
     def torch_call(self, facts: Facts) -> TorchCall:
         return TorchCall.of("torch.nn:Dropout", ("p", self.given("p")), positional=1, p=0.5)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Optional, Union
 
 from ..errors import ShapeError
-from .base import Facts, Layer, register
+from .base import Facts, Kept, Layer, register
 from .geometry import format_shape, Shape
 
 Reference = Annotated[Union[str, tuple[str, ...]], "the name of an earlier result, given with "
@@ -174,6 +174,20 @@ class Multiply(_Merge):
                          + (f", broadcasting {' and '.join(broadcast)} to {format_shape(out)}"
                             if broadcast else f" of shape {format_shape(out)}")]
         return data
+
+    def kept(self, facts: Facts) -> tuple[Kept, ...]:
+        """Inputs multiplied in order: each product keeps its factors, each for the other's
+        gradient, and so only where the other requires grad; past the first, the running product
+        so far is a factor of its own."""
+        names = ["input"] + [f"input{i}" for i in range(1, len(facts.inputs))]
+        kept = [Kept("input", facts.inputs[0], when=("input1",))]
+        product = facts.inputs[0]
+        for index in range(1, len(facts.inputs)):
+            if index > 1:
+                kept.append(Kept(f"product{index - 1}", product, when=(names[index],)))
+            kept.append(Kept(names[index], facts.inputs[index], when=tuple(names[:index])))
+            product = tuple(map(max, product, facts.inputs[index]))
+        return tuple(kept)
 
     def describe(self, facts: Facts) -> str:
         return f"Multiply({' * '.join(format_shape(s) for s in facts.inputs)})"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ShapeError
 from .arguments import PositiveFloat, PositiveInt, Probability
-from .base import Facts, Layer, register
+from .base import Facts, Kept, Layer, register
 from .geometry import format_shape, groups_of, product, Shape, spatial_input
 from .torch_call import Inferred, TorchCall
 
@@ -56,6 +56,13 @@ class BatchNorm(Layer):
 
     def _torch_name(self, facts: Facts) -> str:
         return f"BatchNorm{max(1, len(facts.inputs[0]) - 1)}d"
+
+    def kept(self, facts: Facts) -> tuple[Kept, ...]:
+        # In training, the batch's mean and inverse deviation per channel: not per example.
+        # The running statistics are buffers, not counted.
+        channels = (facts.inputs[0][0],)
+        return (Kept("input", facts.inputs[0]), Kept("save_mean", channels, per_example=False),
+                Kept("save_invstd", channels, per_example=False))
 
     def describe(self, facts: Facts) -> str:
         return f"{self._torch_name(facts)}({facts.inputs[0][0]})"
@@ -114,6 +121,11 @@ class LayerNorm(Layer):
                              f"{format_shape(shape[1:])} positions: shape unchanged"]
         return data
 
+    def kept(self, facts: Facts) -> tuple[Kept, ...]:
+        shape, = facts.inputs
+        positions = (*shape[1:], 1)  # a mean and 1/deviation at each position of each example
+        return (Kept("input", shape), Kept("mean", positions), Kept("rstd", positions))
+
     def describe(self, facts: Facts) -> str:
         shape, = facts.inputs
         form = f"{len(shape) - 1}d" if len(shape) > 1 else ""
@@ -160,6 +172,10 @@ class GroupNorm(Layer):
                          f"channels, each over its {product((shape[0] // self.groups, *shape[1:]))}"
                          f" values: shape unchanged"]
         return data
+
+    def kept(self, facts: Facts) -> tuple[Kept, ...]:
+        groups = (self.groups,)  # the mean and 1/deviation of each example's groups
+        return (Kept("input", facts.inputs[0]), Kept("mean", groups), Kept("rstd", groups))
 
     def describe(self, facts: Facts) -> str:
         return f"GroupNorm({self.settings(str(facts.inputs[0][0]))})"
@@ -217,6 +233,15 @@ class InstanceNorm(Layer):
 
     def _torch_name(self, facts: Facts) -> str:
         return f"InstanceNorm{len(facts.inputs[0]) - 1}d"
+
+    def kept(self, facts: Facts) -> tuple[Kept, ...]:
+        # torch runs batch norm on the input viewed as 1×(N·C)×…: its per-channel statistics
+        # are per example and channel, and so are the affine weight and the running statistics
+        # it repeats N times to match.
+        channels = (facts.inputs[0][0],)
+        repeated = ["save_mean", "save_invstd"] + ["weight"] * self.affine + \
+            ["running_mean", "running_var"] * self.track_running_stats
+        return (Kept("input", facts.inputs[0]), *(Kept(name, channels) for name in repeated))
 
     def describe(self, facts: Facts) -> str:
         return f"{self._torch_name(facts)}({self.settings(str(facts.inputs[0][0]))})"

@@ -6,7 +6,7 @@ from typing import Annotated, Union
 
 from ..errors import ShapeError
 from .arguments import Min, Size
-from .base import Facts, Layer, register, WindowFacts
+from .base import Facts, Kept, Layer, register, WindowFacts
 from .geometry import (axis_names, format_output, format_shape, format_size, format_unless,
                        per_axis, Shape, spatial_input, Window, window_output)
 from .torch_call import TorchCall
@@ -114,6 +114,10 @@ class MaxPool(_WindowPool):
     dilation: Size = 1
     ceil_mode: bool = False
 
+    def kept(self, facts: WindowFacts) -> tuple[Kept, ...]:
+        # the input (for its shape and the gradient's layout) and where each maximum was
+        return (Kept("input", facts.inputs[0]), Kept("indices", facts.output, itemsize=8))
+
     def torch_call(self, facts: WindowFacts) -> TorchCall:
         return self._torch_call(facts, ("dilation", self.given("dilation")),
                                 ("ceil_mode", self.given("ceil_mode")), dilation=1,
@@ -138,6 +142,7 @@ class AvgPool(_WindowPool):
     padding: PoolPadding = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
+    keeps = "input"
 
     def torch_call(self, facts: WindowFacts) -> TorchCall:
         return self._torch_call(facts, ("ceil_mode", self.given("ceil_mode")),
@@ -178,6 +183,11 @@ class AdaptiveAvgPool(Layer):
                          f"{format_shape(shape[1:])} to the fixed size "
                          f"{format_shape(facts.output[1:])}"]
         return data
+
+    def kept(self, facts: Facts) -> tuple[Kept, ...]:
+        # To 1×…×1 torch takes the mean, whose backward needs no tensor; otherwise the input.
+        return () if all(size == 1 for size in facts.output[1:]) else \
+            (Kept("input", facts.inputs[0]),)
 
     def describe(self, facts: Facts) -> str:
         return f"AdaptiveAvgPool{len(facts.output) - 1}d({format_size(facts.output[1:])})"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .arguments import Probability
-from .base import Facts, Layer, register
+from .base import Facts, Kept, Layer, register
 from .importing import shortest_float32
 from .geometry import format_shape, Shape
 from .torch_call import Inferred, TorchCall
@@ -56,6 +56,9 @@ class LayerScale(Layer):
                          f"input: {format_shape(facts.output)}, initially {self.init}"]
         return data
 
+    def output_storage(self, facts: Facts) -> str:
+        return "parameter"  # the scale expanded to the batch: no activation of its own
+
     def describe(self, facts: Facts) -> str:
         return f"LayerScale({self.settings(format_shape(facts.output))})"
 
@@ -81,6 +84,15 @@ class StochasticDepth(Layer):
 
     p: Probability
     mode: Literal["row", "batch"] = "row"
+
+    def kept(self, facts: Facts) -> tuple[Kept, ...]:
+        # The product's other factor: the noise, one value per example (row) or per batch.
+        if self.p == 0:
+            return ()
+        return (Kept("noise", tuple(1 for _ in facts.inputs[0]), per_example=self.mode == "row"),)
+
+    def output_storage(self, facts: Facts) -> str:
+        return "input" if self.p == 0 else "new"  # p=0 returns the input itself
 
     def torch_call(self, facts: Facts) -> TorchCall:
         return TorchCall.of("torchvision.ops:StochasticDepth", ("p", self.given("p")),
