@@ -9,23 +9,38 @@ for float32 on the CPU, in train mode, as torch.autograd.graph.saved_tensors_hoo
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from .analysis import Analysis, FLOAT_BYTES
 from .ir import INPUT
+from .layers import Kept
 
 
-def saved_bytes(analysis: Analysis, batch: int,
-                input_requires_grad: bool = False) -> tuple[tuple[int, ...], int]:
-    """(the bytes each row keeps for backward that no earlier row kept, their total) at this
-    batch size. In training the network's input needs no gradient: layers on it that have no
-    parameters are not recorded at all. `input_requires_grad` measures a layer as it sits
-    inside a network, after layers with parameters."""
-    # Each value's storage: a root row (or the input), or None where it is a parameter's.
-    root: dict[str, str | None] = {INPUT: INPUT}
+@dataclass(frozen=True)
+class KeptTensor:
+    """One tensor a row keeps for backward, at a batch size: its storage's bytes and the row
+    that counts them (this row, or the earlier one that kept the same storage first)."""
+
+    row: str
+    kept: Kept
+    bytes: int
+    counted_by: str
+    new: bool  # first counted here: a storage a row keeps twice (a · a) is counted once
+
+
+def kept_tensors(analysis: Analysis, batch: int, input_requires_grad: bool = False
+                 ) -> tuple[tuple[KeptTensor, ...], ...]:
+    """Per row, the tensors autograd keeps for its backward pass at this batch size. In
+    training the network's input needs no gradient, so layers on it without parameters are not
+    recorded at all; `input_requires_grad` takes the network as part of a larger one (a layer
+    measured as it sits after layers with parameters). A view's storage is its root's; a
+    parameter's (LayerScale's output) is no activation and is left out."""
+    root: dict[str, str | None] = {INPUT: INPUT}  # each value's storage: a root row, the input
     size = {INPUT: batch * FLOAT_BYTES * math.prod(analysis.input)}
     grad = {INPUT: input_requires_grad}
-    counted: set = set()
-    per_row = []
+    counted: dict[object, str] = {}  # storage -> the row that counts it
+    seen: set = set()
+    rows = []
     for row in analysis.rows:
         facts, sources = row.facts, row.inputs
         by_name = {("input" if i == 0 else f"input{i}"): source for i, source in enumerate(sources)}
@@ -38,21 +53,31 @@ def saved_bytes(analysis: Analysis, batch: int,
         else:
             root[row.name] = row.name
             size[row.name] = batch * FLOAT_BYTES * math.prod(facts.output)
-        new = 0
+        found = []
         for kept in facts.saved if recorded else ():
             if kept.when and not any(grad[by_name[name]] for name in kept.when):
                 continue
             if kept.tensor in by_name and not (kept.copied_above_batch_1 and batch > 1):
                 storage = root[by_name[kept.tensor]]
-                nbytes = size.get(storage, 0)
             elif kept.tensor == "output":
-                storage, nbytes = root[row.name], size.get(root[row.name], 0)
+                storage = root[row.name]
             else:  # a tensor of the layer's own
                 storage = (row.name, kept.tensor)
-                nbytes = (batch if kept.per_example else 1) * kept.itemsize * \
+                size[storage] = (batch if kept.per_example else 1) * kept.itemsize * \
                     math.prod(kept.shape)
-            if storage is not None and storage not in counted:
-                counted.add(storage)
-                new += nbytes
-        per_row.append(new)
-    return tuple(per_row), sum(per_row)
+            if storage is None:
+                continue
+            found.append(KeptTensor(row.name, kept, size[storage],
+                                    counted.setdefault(storage, row.name), storage not in seen))
+            seen.add(storage)
+        rows.append(tuple(found))
+    return tuple(rows)
+
+
+def saved_bytes(analysis: Analysis, batch: int,
+                input_requires_grad: bool = False) -> tuple[tuple[int, ...], int]:
+    """(the bytes each row keeps for backward that no earlier row kept, their total) at this
+    batch size; see kept_tensors."""
+    per_row = tuple(sum(t.bytes for t in tensors if t.new)
+                    for tensors in kept_tensors(analysis, batch, input_requires_grad))
+    return per_row, sum(per_row)

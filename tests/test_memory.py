@@ -59,3 +59,11 @@ def test_layers_on_the_input_without_parameters_keep_nothing():
     per_row, total = saved_bytes(analysis, 2)
     assert per_row[:2] == (0, 0) and per_row[2] == 2 * 4 * 3 * 4 * 4
     assert total == measured_bytes(build(analysis), torch.randn(2, 3, 8, 8))
+
+
+def test_a_product_of_a_tensor_with_itself_keeps_it_once():
+    # both factors are one convolution's output
+    analysis = archdsl.analyze("input 4x6x6\nConv(4, 1) as x -> Multiply(x)")
+    per_row, total = saved_bytes(analysis, 2)
+    assert per_row[-1] == 2 * 4 * 4 * 6 * 6
+    assert total == measured_bytes(build(analysis), torch.randn(2, 4, 6, 6))
