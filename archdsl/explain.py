@@ -14,6 +14,7 @@ from .ir import INPUT
 from .layers import format_shape
 from .layers.arguments import suggest
 from .layers.geometry import axis_names
+from .memory import kept_tensors
 
 SCHEMA = "archdsl.explain/1"
 
@@ -36,9 +37,16 @@ class LayerExplanation:
     rf: tuple[int, ...] | None  # receptive field of an output, per spatial axis, in input pixels
     jump: tuple[int, ...] | None  # distance in input pixels between neighbouring outputs
     rf_formula: str | None
+    # What autograd keeps for this layer's backward pass in training, for one example:
+    # (tensor, its shape, its storage's bytes, the row that counts that storage) each, the
+    # storage counted once, by the first row that keeps it (archdsl/memory.py).
+    saved: tuple[tuple[str, tuple[int, ...], int, str], ...] = ()
+    saved_bytes: int = 0  # the bytes this row keeps that no earlier row kept
 
     def to_dict(self) -> dict:
         data = dict(vars(self))
+        data.update(saved=[{"tensor": tensor, "shape": list(shape), "bytes": size,
+                            "counted_by": by} for tensor, shape, size, by in self.saved])
         data.update(inputs=[list(s) for s in self.inputs], output=list(self.output),
                     shape=list(self.shape), rf=None if self.rf is None else list(self.rf),
                     jump=None if self.jump is None else list(self.jump))
@@ -79,15 +87,18 @@ def explain(analysis: Analysis, layer: str | None = None) -> Explanation:
         names = {".".join(parts[:end]) for parts in (row.name.split(".") for row in analysis.rows)
                  for end in range(1, len(parts) + 1)}
         raise ValueError(f"no layer is named {layer!r}{suggest(layer, sorted(names))}")
+    kept = dict(zip((row.name for row in analysis.rows), kept_tensors(analysis, batch=1)))
     return Explanation(analysis.name, analysis.input, analysis.output, tuple(
-        _explain_row(row, node.layer, [fields[source] for source in row.inputs])
+        _explain_row(row, node.layer, [fields[source] for source in row.inputs], kept[row.name])
         for row, node in chosen))
 
 
-def _explain_row(row: Row, layer, sources) -> LayerExplanation:
+def _explain_row(row: Row, layer, sources, kept) -> LayerExplanation:
     facts = row.facts
     text = layer.explain(facts)
     return LayerExplanation(
+        saved=tuple((t.kept.tensor, t.kept.shape, t.bytes, t.counted_by) for t in kept),
+        saved_bytes=sum(t.bytes for t in kept if t.new),
         name=row.name, type=row.type, layer=row.layer, inputs=facts.inputs,
         output=row.output, shape=tuple(text["shape"]), params=row.params,
         params_formula=text["params"], frozen=row.params > 0 and row.trainable == 0,

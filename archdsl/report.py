@@ -196,9 +196,10 @@ def render_explanation(explanation, fmt: str) -> str:
         lines = "<br>" if fmt == "markdown" else "\n"  # _table breaks an HTML cell's lines
         name = "`{}`" if fmt == "markdown" else "{}"
         rows = [(name.format(e.name), e.layer, format_shape(e.output), lines.join(e.shape),
-                 _params_text(e), e.macs_formula, _field_text(e)) for e in explanation.layers]
+                 _params_text(e), e.macs_formula, _field_text(e), lines.join(_kept_lines(e)))
+                for e in explanation.layers]
         table = _table(rows, fmt, headers=("name", "layer", "output", "output size", "params",
-                                           "MACs", "receptive field"))
+                                           "MACs", "receptive field", "keeps for backward"))
         return _document([_title(title, fmt), table], fmt)
     blocks = [title]
     for e in explanation.layers:
@@ -207,12 +208,23 @@ def render_explanation(explanation, fmt: str) -> str:
         labelled = [("output", list(e.shape)), ("params", [_params_text(e)])]
         if e.buffers_formula is not None:
             labelled.append(("buffers", [e.buffers_formula]))
-        labelled += [("MACs", [e.macs_formula]), ("RF", [_field_text(e)])]
+        labelled += [("MACs", [e.macs_formula]), ("RF", [_field_text(e)]),
+                     ("backward", _kept_lines(e))]
         for label, texts in labelled:
             for index, text in enumerate(texts):
                 lines.append(f"  {label if index == 0 else '':8} {text}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def _kept_lines(e) -> list[str]:
+    """What the layer keeps for backward, one example: each tensor with its bytes, or the
+    earlier row that keeps the same storage and counts it."""
+    if not e.saved:
+        return ["nothing"]
+    return [f"{tensor} {format_shape(shape)}, " + (f"{size:,} B" if by == e.name else
+                                                   f"kept by {by} already")
+            for tensor, shape, size, by in e.saved]
 
 
 def _params_text(e) -> str:

@@ -206,6 +206,23 @@ def test_receptive_fields_match_torch(text, shape):
         assert explanation.jump == (next_corner[0] - corner[0], next_corner[1] - corner[1])
 
 
+# --- what each layer keeps for backward ---------------------------------------------------
+
+def test_what_each_layer_keeps_adds_up_to_what_autograd_saves():
+    from archdsl.compiler import build
+    from saved_tensors import measured_bytes
+    analysis = analyze(parse(SIMPLE.read_text()))
+    layers = {e.name: e for e in explain(analysis).layers}
+    # one example: a training step's input needs no grad; each storage counted by one row
+    assert sum(e.saved_bytes for e in layers.values()) == \
+        measured_bytes(build(analysis), torch.randn(1, *analysis.input))
+    # the pool keeps the ReLU's output, which the ReLU counts, and its own int64 indices
+    assert layers["maxpool1"].saved == (("input", (16, 28, 28), 16 * 28 * 28 * 4, "relu1"),
+                                        ("indices", (16, 14, 14), 16 * 14 * 14 * 8, "maxpool1"))
+    assert layers["maxpool1"].saved_bytes == 16 * 14 * 14 * 8
+    assert layers["flatten"].saved == ()
+
+
 # --- the command -------------------------------------------------------------------------
 
 def test_explain_command_table():
@@ -215,6 +232,8 @@ def test_explain_command_table():
     assert "H_out = ⌊(28 + 2·1 − 3)/1⌋ + 1 = 28" in out
     assert "16 × (1·3·3) + 16 = 160" in out and "128 × 1568 + 128 = 200,832" in out
     assert "rf = 8 + (2−1)·2 = 10, jump = 2·2 = 4" in out
+    assert "  backward input 16×28×28, kept by relu1 already\n" \
+           "           indices 16×14×14, 25,088 B\n" in out
 
 
 def test_explain_command_json_and_one_layer():
@@ -229,6 +248,8 @@ def test_explain_command_json_and_one_layer():
     one = runner.invoke(app, ["explain", str(SIMPLE), "--layer", "linear1", "-f", "json"])
     (layer,) = json.loads(one.stdout)["layers"]
     assert layer["name"] == "linear1" and layer["rf"] is None and layer["rf_formula"] is None
+    assert layer["saved"] == [{"tensor": "input", "shape": [1568], "bytes": 1568 * 4,
+                               "counted_by": "linear1"}]  # maxpool2's output, a view
     markdown = runner.invoke(app, ["explain", str(SIMPLE), "-f", "markdown"])
     assert markdown.exit_code == 0 and "| `conv1`" in markdown.stdout
 
