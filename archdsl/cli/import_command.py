@@ -60,7 +60,7 @@ def import_command(
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as error:
-        typer.echo(f"cannot write {output}: {error.strerror or error}", err=True)
+        typer.echo(f"error: cannot write {output}: {error.strerror or error}", err=True)
         raise typer.Exit(2) from None
     totals = analyze(parse(text, str(output))).totals
     typer.echo(f"{output}: {origin}, input {'×'.join(map(str, input))}, "
