@@ -45,8 +45,10 @@ def import_command(
         help="A keyword argument for the class or function, e.g. --arg num_classes=10; "
              "repeat it for more.")] = None,
 ):
-    """Write a PyTorch module as a spec: traced with torch.fx at the input shape given, with
-    branches, definitions and repeats as a person writes them."""
+    """Write a PyTorch module as a spec, traced with torch.fx at the input shape given.
+
+    Branches, definitions and repeats come out as a person writes them; what has no archdsl
+    counterpart is listed, with where it is called, and exits 2."""
     from ..analysis import analyze
     from ..importer import from_module
     from ..importer.targets import load_target
