@@ -45,8 +45,10 @@ def import_command(
         help="A keyword argument for the class or function, e.g. --arg num_classes=10; "
              "repeat it for more.")] = None,
 ):
-    """Write a PyTorch module as a spec: traced with torch.fx at the input shape given, with
-    branches, definitions and repeats as a person writes them."""
+    """Write a PyTorch module as a spec, traced with torch.fx at the input shape given.
+
+    Branches, definitions and repeats come out as a person writes them; what has no archdsl
+    counterpart is listed, with where it is called, and exits 2."""
     from ..analysis import analyze
     from ..importer import from_module
     from ..importer.targets import load_target
@@ -60,7 +62,7 @@ def import_command(
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as error:
-        typer.echo(f"cannot write {output}: {error.strerror or error}", err=True)
+        typer.echo(f"error: cannot write {output}: {error.strerror or error}", err=True)
         raise typer.Exit(2) from None
     totals = analyze(parse(text, str(output))).totals
     typer.echo(f"{output}: {origin}, input {'×'.join(map(str, input))}, "

@@ -206,8 +206,10 @@ def export_command(
         help="Python: the network's class (default: from the spec's file name).")] = None,
     input: InputOption = None,
 ):
-    """Write a trained spec as ONNX or TorchScript (any batch size), or any spec as Python
-    source (no checkpoint), then check that it runs and gives PyTorch's outputs."""
+    """Write a trained spec as ONNX or TorchScript, or any spec as PyTorch code; then check it.
+
+    ONNX and TorchScript take any batch size and need a checkpoint; Python source needs none.
+    The check runs the file and compares its outputs with PyTorch's."""
     from ..export import (export as export_model, load_trained, output_format,
                           verify as verify_export)
     from ..train.runs import spec_and_checkpoint
