@@ -91,6 +91,10 @@ class Linear(Layer):
         return data
 
     def kept(self, facts: Facts) -> tuple[Kept, ...]:
+        # The input serves the weight's gradient only (the input's needs the weight alone):
+        # frozen, torch keeps none. Convolutions keep theirs either way.
+        if self.frozen:
+            return ()
         shape, = facts.inputs
         # Pointwise, the channels-last view of the input, reshaped to rows of channels.
         return (Kept("input", shape, copied_above_batch_1=math.prod(shape[1:]) > 1),)

@@ -28,3 +28,20 @@ def test_merge_keeps_what_autograd_saves(text, _, batch):
     analysis = archdsl.analyze(text)
     x = torch.randn(batch, *analysis.input)
     assert saved_bytes(analysis, batch)[1] == measured_bytes(build(analysis), x)
+
+
+def _frozen(call):
+    return f"{call[:-1]}, frozen=true)" if call.endswith(")") else f"{call}(frozen=true)"
+
+
+WEIGHTED = [(call, shape) for call, shape in CASES if analyze_call(call, shape)[1].params]
+
+
+@pytest.mark.parametrize("call, shape", WEIGHTED, ids=[case_id(*c) for c in WEIGHTED])
+def test_a_frozen_layer_keeps_what_autograd_saves(call, shape):
+    # its parameters need no gradient, its input does: some layers keep less
+    analysis = archdsl.analyze(f"input {'x'.join(map(str, shape))}\n{_frozen(call)}")
+    assert analysis.rows[0].trainable == 0
+    x = torch.randn(2, *shape, requires_grad=True)
+    assert saved_bytes(analysis, 2, input_requires_grad=True)[1] == \
+        measured_bytes(build(analysis), x)
