@@ -54,7 +54,7 @@ def kept_tensors(analysis: Analysis, batch: int, input_requires_grad: bool = Fal
             root[row.name] = row.name
             size[row.name] = batch * FLOAT_BYTES * math.prod(facts.output)
         found = []
-        for kept in facts.saved if recorded else ():
+        for kept in (Kept(*fields) for fields in facts.saved) if recorded else ():
             if kept.when and not any(grad[by_name[name]] for name in kept.when):
                 continue
             if kept.tensor in by_name and not (kept.copied_above_batch_1 and batch > 1):

@@ -54,7 +54,8 @@ class Facts:
     window: tuple[tuple[int, int], ...] | None  # (kernel extent, stride) per spatial axis;
     #                                             None where an output sees no single window
     description: str  # the layer as torch would build it: Conv2d(1→16, k=3, s=1, p=1)
-    saved: tuple[Kept, ...] = ()  # what autograd keeps for backward (Layer.kept)
+    # What autograd keeps for backward (Layer.kept): each Kept as the plain tuple of its fields
+    saved: tuple[tuple, ...] = ()
     # Where the output lives: "new" storage, "input" (a view of the first input: Flatten,
     # Chunk) or "parameter" (a view of a parameter: LayerScale's scale), no activation.
     output_storage: str = "new"
@@ -183,7 +184,9 @@ class Layer:
         `kept` and `output_storage` what autograd keeps. Set in place (the facts are new and not
         yet shared): a copy costs a tenth of analyze."""
         object.__setattr__(facts, "description", self.describe(facts))
-        object.__setattr__(facts, "saved", self.kept(facts))
+        # Facts hold plain data: each Kept as its tuple of fields (memory.py reads them back)
+        object.__setattr__(facts, "saved", tuple(dataclasses.astuple(kept)
+                                                 for kept in self.kept(facts)))
         object.__setattr__(facts, "output_storage", self.output_storage(facts))
         return facts
 
