@@ -15,7 +15,7 @@ from ..layers import layer_class
 from ..layers.arguments import ALIASES
 from ..layers.torch_call import Given, Inferred, TorchCall
 from .scopes import Scopes, ScopeTree
-from .text import (RESERVED, collect_operations, identifier, names_in, python_name, renamed,
+from .text import (RESERVED, collect_operations, helper_sources, identifier, names_in, python_name, renamed,
                    same_value)
 
 @dataclass(frozen=True)
@@ -74,8 +74,8 @@ class Classes(Scopes):
                       for d in self.definitions.values()}
         self.classes: dict = {}  # class key -> [WrittenClass]
         self.instance_of: dict = {}  # tree name -> (WrittenClass, values)
-        self.names_taken = {class_name, "LayerScale", "ChannelLayerNorm", "PointwiseLinear",
-                            "StochasticDepth", "OrderedDict"}
+        # the names the file's imports and copied helper classes take
+        self.names_taken = {class_name, *helper_sources(), "StochasticDepth", "OrderedDict"}
         self.uses: set[str] = set()  # constructors and helpers the file needs
 
     # -- describing one instance ---------------------------------------------------------------

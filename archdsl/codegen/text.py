@@ -2,8 +2,11 @@
 arithmetic as Python, checked against values), and the layout of lines within LINE columns."""
 from __future__ import annotations
 
+import ast
+import functools
 import keyword
 import re
+from pathlib import Path
 
 from ..ir import Name, Operation
 
@@ -185,3 +188,15 @@ def sequential_lines(prefix: str, tree, comment: str, indent: int, end: str = ""
         lines += layout(inner + entry_head, entry, entry_comment, entry_tail + ",")
     lines.append(" " * indent + tail + end)
     return lines
+
+
+MODULES = Path(__file__).parent.parent / "layers" / "modules.py"
+
+
+@functools.cache
+def helper_sources() -> dict[str, str]:
+    """The classes of layers/modules.py, the modules PyTorch lacks, by name, as source: what an
+    exported file copies (read as text: writing a file imports no torch)."""
+    text = MODULES.read_text()
+    return {node.name: ast.get_source_segment(text, node) for node in ast.parse(text).body
+            if isinstance(node, ast.ClassDef)}

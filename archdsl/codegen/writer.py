@@ -2,16 +2,14 @@
 class with its __init__ and forward, every line with its output shape."""
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
 from ..analysis import Analysis
 from .classes import Classes, WrittenClass, class_references
-from .text import (RESERVED, SEQUENTIAL, attribute, layout, literal, names_in, one_line,
+from .text import (RESERVED, helper_sources, SEQUENTIAL, attribute, layout, literal, names_in, one_line,
                    python_name, render, same_value)
 
-MODULES = Path(__file__).parent.parent / "layers" / "modules.py"
 HELPERS = "archdsl.layers.modules"
 
 
@@ -90,11 +88,7 @@ class Writer(Classes):
         wanted = [c.split(":")[1] for c in sorted(self.uses) if c.startswith(HELPERS + ":")]
         if not wanted:
             return []
-        text = MODULES.read_text()
-        tree = ast.parse(text)
-        found = {n.name: ast.get_source_segment(text, n) for n in tree.body
-                 if isinstance(n, ast.ClassDef)}
-        return [found[name] for name in wanted]
+        return [helper_sources()[name] for name in wanted]
 
     def _definition_header(self, klass: WrittenClass) -> str | None:
         """`def Body(c, s)` of the spec, for a definition's class."""

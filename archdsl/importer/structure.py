@@ -75,7 +75,8 @@ def _normalized(imported: tuple[ImportedNode, ...]) -> tuple[dict[str, ImportedN
         if is_merge(node.layer) and len(inputs) == 1:
             renamed[node.name] = inputs[0]
             continue
-        if layer_class(node.layer).dsl_name == "Concat" and not node.arguments:
+        if is_merge(node.layer) and layer_class(node.layer).merges_by_prefix and \
+                not node.arguments:
             traced = inputs
             prefix = max((earlier for earlier in concatenations
                           if len(earlier[0]) < len(inputs) and inputs[:len(earlier[0])]

@@ -3,7 +3,7 @@ previous result and earlier results named with `as` (`Concat(enc4, crop=true)`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Optional, Union
+from typing import Annotated, ClassVar, Optional, Union
 
 from ..errors import ShapeError
 from .base import Facts, Kept, Layer, register
@@ -15,6 +15,9 @@ Reference = Annotated[Union[str, tuple[str, ...]], "the name of an earlier resul
 
 class _Merge(Layer):
     kind = "merge"
+    # Merging a prefix of the inputs first gives the same tensor, cat(x, a, b) =
+    # cat(cat(x, a), b): the importer writes DenseNet's torch.cat(features) as nested branches.
+    merges_by_prefix: ClassVar[bool] = False
 
     def references(self) -> tuple[str, ...]:
         if self.skip is None:
@@ -74,6 +77,8 @@ class ConcatFacts(Facts):
 class Concat(_Merge):
     """Concatenate inputs along channels; crop=true center-crops later inputs to the first's
     spatial size, as U-Net crops its skip connections."""
+
+    merges_by_prefix = True
 
     skip: Optional[Reference] = None
     crop: bool = False
