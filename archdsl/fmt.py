@@ -263,11 +263,11 @@ def _layout(tree: Tree, column: int, reserve: int = 0) -> list[str]:
         layout = _layout(operand, at, room)
         if index and (_widest(layout, at) > WIDTH or len(lines) > 1 and len(layout) > 1):
             # too far right, or broken to fit after an operand that broke: a line of its own
-            below = _layout(operand, len(own_line), room)
-            if _widest(below, len(own_line)) < _widest(layout, at) or len(below) < len(layout):
-                lines[-1] = lines[-1][:-len(operator)]
-                lines.append(own_line)
-                layout = below
+            # always, not only where it is narrower: formatting the result again must make
+            # the same choice, and the operand's breaks then are those written here
+            lines[-1] = lines[-1][:-len(operator)]
+            lines.append(own_line)
+            layout = _layout(operand, len(own_line), room)
         lines[-1] += layout[0]
         lines += layout[1:]
     return lines
