@@ -2,9 +2,11 @@
 
 Read it top to bottom: `train` joins the processes and claims the run directory; `_train` sets a
 run up (data, model, TrainState, resume) and runs its epochs; `_train_epoch` runs one epoch's
-steps and `_train_step` is one step. Every epoch ends with last.pt (and best.pt when the
-monitored loss improves), written before the metrics, so that a kill at any moment leaves a
-consistent run that --resume continues exactly (see state.py and run_directory.py).
+steps, each batch going to `_train_step` as the model is to see it (a transform of the batch on
+the device belongs just before that call), and `_evaluate` is where validation and the test
+split are scored. Every epoch ends with last.pt (and best.pt when the monitored loss improves),
+written before the metrics, so that a kill at any moment leaves a consistent run that --resume
+continues exactly (see state.py and run_directory.py).
 
 Started by torchrun, the same loop trains data-parallel (see distributed.py): the model in DDP,
 each process on its slice of every global batch, the metrics summed over processes, and rank 0
