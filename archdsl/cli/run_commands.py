@@ -69,7 +69,7 @@ def train(
         metavar="RUN_DIR", help="Continue a run after its last completed epoch.")] = None,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Train into an --out that holds a run, deleting its checkpoints, "
-                            "metrics, curves, spec.spec and config.json first.")] = False,
+                            "metrics, figures, spec.spec and config.json first.")] = False,
     allow_spec_change: Annotated[bool, typer.Option(
         "--allow-spec-change", help="Resume with a spec that differs from the run's "
                                     "spec.spec.")] = False,

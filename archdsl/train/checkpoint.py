@@ -116,18 +116,6 @@ def restore_rng(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def restore_rng_of_rank(state: dict, world, config) -> None:
-    """Each process's random state as saved; a checkpoint of another world size gives rank 0's
-    to rank 0 and fresh seeds to the others."""
-    per_rank = state.get("rng_per_rank")
-    if per_rank is not None and len(per_rank) == world.size:
-        restore_rng(per_rank[world.rank])
-        return
-    restore_rng(state["rng"])
-    if world.rank:
-        torch.manual_seed(config.seed + 7919 * world.rank + state["epoch"])
-
-
 def load_model(model, state: dict, path: Path) -> None:
     """The checkpoint's weights, or a RunError when they belong to a different network."""
     weights = state.get("model", state)  # a run's checkpoint, or a bare state_dict

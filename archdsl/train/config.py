@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -108,34 +107,12 @@ RUN_FACTS = ("device_used", "torch", "params", "train_examples", "val_examples",
 
 
 def run_directory(spec_path: str, out: str | None, runs_root: str = "runs") -> Path:
-    """`out` if given, else runs/<spec name>, numbered (-2, -3, …) so no earlier run is overwritten."""
-    if out is not None:
-        return Path(out)
-    stem = Path(spec_path).stem if spec_path != "-" else "stdin"
-    candidate, number = Path(runs_root) / stem, 1
-    while candidate.exists():
-        number += 1
-        candidate = Path(runs_root) / f"{stem}-{number}"
-    return candidate
+    """`out` if given, else runs/<spec name>, numbered (see run_directory.default_path)."""
+    from .run_directory import default_path
+    return default_path(spec_path, out, runs_root)
 
 
 def resumed_config(run_dir: Path, overrides: dict) -> TrainConfig:
     """The configuration a run was started with, updated by the options given now."""
-    path = Path(run_dir) / "config.json"
-    if not Path(run_dir).is_dir():
-        raise RunError(f"cannot resume {run_dir}: there is no such directory",
-                       hint="give the directory a training wrote, e.g. runs/NAME")
-    if not (Path(run_dir) / "last.pt").exists():
-        raise RunError(f"cannot resume {run_dir}: it has no last.pt (no epoch was completed)")
-    hint = "a run's config.json is written by `archdsl train`; start a new run with --out"
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        reason = err.strerror if isinstance(err, OSError) else f"not valid JSON ({err})"
-        raise RunError(f"cannot resume {run_dir}: cannot read {path}: {reason}",
-                       hint=hint) from None
-    try:
-        config = TrainConfig.from_dict(saved, str(path))
-    except RunError as err:
-        raise RunError(f"cannot resume {run_dir}: {err.message}", hint=hint) from None
-    return config.replace(**overrides)
+    from .run_directory import RunDirectory
+    return RunDirectory(run_dir).resumed_config(overrides)

@@ -65,6 +65,39 @@ class World:
         """Rank 0: the one process that prints and writes the run directory."""
         return self.rank == 0
 
+    # --- what each process does: every decision that differs by rank is made here ---------------
+
+    @property
+    def writes_files(self) -> bool:
+        """Rank 0 alone writes the run directory; its checkpoints are those of a single process."""
+        return self.main
+
+    def echo(self, echo):
+        """`echo` on rank 0, a function that prints nothing on the others."""
+        return echo if self.main else _silent
+
+    def reseed_other_ranks(self, seed: int, salt: int = 0) -> None:
+        """A random state of its own for each process but rank 0: the model is built the same
+        everywhere (from `seed`), but dropout masks should differ between processes."""
+        if self.rank:
+            torch.manual_seed(seed + 7919 * self.rank + salt)
+
+    def random_states(self) -> list[dict]:
+        """Every process's random state, in rank order (a collective: every process calls it)."""
+        from .checkpoint import rng_state
+        return self.gather(rng_state())
+
+    def restore_random_states(self, saved: dict, seed: int) -> None:
+        """Each process's random state as a checkpoint saved it; a checkpoint of another world
+        size gives rank 0's to rank 0 and fresh seeds to the others."""
+        from .checkpoint import restore_rng
+        per_rank = saved.get("rng_per_rank")
+        if per_rank is not None and len(per_rank) == self.size:
+            restore_rng(per_rank[self.rank])
+            return
+        restore_rng(saved["rng"])
+        self.reseed_other_ranks(seed, salt=saved["epoch"])
+
     # --- the collectives the loop needs; each is a no-op in a world of one ----------------------
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -118,6 +151,10 @@ class World:
         yield
         if self.distributed and self.local_rank == 0:
             dist.barrier()
+
+
+def _silent(*args, **kwargs) -> None:
+    pass
 
 
 def pick_device(name: str, world: World) -> torch.device:

@@ -1,7 +1,12 @@
 """The training loop: data on the device, one seeded permutation per epoch, atomic checkpoints.
 
-Every epoch ends with last.pt (and best.pt when the monitored loss improves), written before the
-metrics, so that a kill at any moment leaves a consistent run that --resume continues exactly.
+Read it top to bottom: `train` joins the processes and claims the run directory; `_train` sets a
+run up (data, model, TrainState, resume) and runs its epochs; `_train_epoch` runs one epoch's
+steps, each batch going to `_train_step` as the model is to see it (a transform of the batch on
+the device belongs just before that call), and `_evaluate` is where validation and the test
+split are scored. Every epoch ends with last.pt (and best.pt when the monitored loss improves),
+written before the metrics, so that a kill at any moment leaves a consistent run that --resume
+continues exactly (see state.py and run_directory.py).
 
 Started by torchrun, the same loop trains data-parallel (see distributed.py): the model in DDP,
 each process on its slice of every global batch, the metrics summed over processes, and rank 0
@@ -11,27 +16,32 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import math
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from ..analysis import Analysis
 from ..compiler import build
-from .. import files
 from ..errors import ArchDSLWarning, RunError
-from . import checkpoint, distributed, runs
+from . import distributed
 from .batches import make_batches
 from .config import TrainConfig
-from .data import load_dataset, check_fits
-from .evaluate import evaluate
+from .data import Dataset, load_dataset, check_fits
+from .distributed import World
+from .evaluate import Evaluation, evaluate
 from .progress import LOG_EVERY, epoch_progress
-from .setup import autocast_factory, make_optimizer, make_scheduler, split_indices
+from .run_directory import RunDirectory
+from .setup import autocast_factory, split_indices
+from .state import TrainState
 from .trained import Run
+
+STEP_LOSS_POINTS = 50  # at most this many points of the training loss per epoch in the records
 
 
 class NonFiniteLoss(RunError):
@@ -58,25 +68,210 @@ def train(analysis: Analysis, spec_text: str, config: TrainConfig, out_dir: Path
     """Train in this process, or as one rank of a torchrun job when its environment says so
     (joining the process group for the run, or using the one the caller has set up).
 
-    The run directory is locked for the run's duration (see runs.claimed); one that holds a run
-    already is refused unless `resume` continues it or `overwrite` deletes its files first.
+    The run directory is locked for the run's duration (see RunDirectory.claimed); one that holds
+    a run already is refused unless `resume` continues it or `overwrite` deletes its files first.
     `log_every`: steps between plain progress lines where standard error is not a terminal."""
     world = distributed.World.from_env()
     device = distributed.pick_device(config.device, world)
-    claim = runs.claimed(out_dir, resume=resume, overwrite=overwrite) if world.main \
-        else contextlib.nullcontext()
-    with distributed.joined(world, device), claim:
-        return _train(analysis, spec_text, config, out_dir, resume, show_progress, log_every,
-                      echo if world.main else _silent, world, device)
+    run_dir = RunDirectory(out_dir, writes=world.writes_files)
+    with distributed.joined(world, device), run_dir.claimed(resume=resume, overwrite=overwrite):
+        progress = epoch_progress(show_progress and world.main, every=log_every)
+        return _train(analysis, spec_text, config, run_dir, resume, world, device, progress,
+                      world.echo(echo))
 
 
-def _silent(*args, **kwargs) -> None:
-    pass
+@dataclass
+class Splits:
+    """The dataset's splits as batches on the device: validation is held out of training."""
+
+    dataset: Dataset
+    train: object  # DeviceBatches or LoaderBatches (batches.py)
+    val: object | None
+    test: object | None
+    channels_last: bool
 
 
-def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_every, echo, world,
-           device) -> Run:
+@dataclass
+class Loop:
+    """What every epoch of a run uses, and no epoch changes."""
+
+    config: TrainConfig
+    world: World
+    splits: Splits
+    forward: torch.nn.Module  # what a training step calls: the model in DDP, compiled, or itself
+    assess: torch.nn.Module  # what evaluation calls: never DDP, whose forward is a collective
+    autocast: Callable
+    progress: object  # EpochProgress or NotebookProgress
+    interrupted: Callable[[], int]  # the number of a stop signal received, else 0
+    steps: int  # per epoch, the same on every process
+    sync_every: int  # steps between reads of the device's sums (each one a host sync)
+
+
+def _train(analysis: Analysis, spec_text: str, config: TrainConfig, run_dir: RunDirectory,
+           resume: bool, world: World, device: torch.device, progress, echo) -> Run:
     torch.manual_seed(config.seed)
+    splits = _splits(analysis, config, world, device)
+    model = build(analysis).to(device)
+    if splits.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    world.reseed_other_ranks(config.seed)
+    steps = splits.train.batch_count(config.batch_size, world.size)
+    state = TrainState.fresh(model, config, steps, device)
+    autocast = autocast_factory(config.amp, device)
+    if resume:
+        state.restore(run_dir.last_checkpoint(), run_dir.last, world)
+        echo(f"resuming {run_dir.path} after epoch {state.epoch}")
+    run_dir.write_spec(spec_text)
+    run_dir.write_config(config, _run_facts(analysis, splits, world, device))
+    echo(_start_line(analysis, config, splits, world, device))
+    if config.early_stopping and splits.val is None:
+        echo("note: --early-stopping watches the validation loss; without --val-split it is off")
+
+    trained = world.wrap(model, device)  # DDP, or the model itself
+    forward = torch.compile(trained) if config.compile else trained
+    # DDP's forward takes part in collectives; evaluation, whose batches may differ in number
+    # between processes, runs the module itself and sums its results afterwards.
+    assess = forward if not world.distributed else \
+        torch.compile(model) if config.compile else model
+    with _stop_flag() as interrupted:
+        loop = Loop(config, world, splits, forward, assess, autocast, progress, interrupted,
+                    steps, sync_every=1 if device.type == "cpu" else 50)
+        for epoch in range(state.epoch + 1, config.epochs + 1):
+            record = _train_epoch(loop, state, epoch)
+            if state.scheduler is not None and not state.steps_per_batch:
+                state.scheduler.step()
+            world.sync_buffers(model)
+            if splits.val is not None:
+                val = _evaluate(loop, splits.val)
+                record.update(val_loss=val.loss, val_accuracy=val.accuracy)
+            # Every process computes the same record (sums over all), so all stop together.
+            improved = state.end_epoch(record, record["val_loss"] if splits.val is not None
+                                       else record["train_loss"])
+            run_dir.save_epoch(state, improved, world.random_states())
+            echo(_epoch_line(record, config.epochs))
+            if config.early_stopping and splits.val is not None and \
+                    state.stale >= config.early_stopping:
+                echo(f"early stopping: validation loss has not improved for {state.stale} epochs")
+                break
+    test = None
+    if splits.test is not None:
+        test = _evaluate(loop, splits.test)
+        echo(f"test accuracy {test.accuracy:.2%} on {len(splits.test):,} images "
+             f"(loss {test.loss:.4f})")
+    run_dir.draw(state.history, test, splits.dataset.classes)
+    return Run(run_dir.path, state.history, test, splits.dataset.classes, model, analysis, config)
+
+
+def _train_epoch(loop: Loop, state: TrainState, epoch: int) -> dict:
+    config, world, batches = loop.config, loop.world, loop.splits.train
+    sums = EpochSums(batches.device, loop.steps)
+    loop.progress.start(f"epoch {epoch}/{config.epochs}", len(batches), loop.steps)
+    started = time.perf_counter()
+    try:
+        for step, (images, labels) in enumerate(batches(config.batch_size,
+                                                        _epoch_seed(config, epoch),
+                                                        world.rank, world.size), 1):
+            # This process's part of the batch's mean loss (all of it in a world of one).
+            weight = len(labels) if not world.distributed else \
+                batches.global_size(step - 1, config.batch_size, world.size) / world.size
+            outputs, loss = _train_step(loop, state, images, labels, weight)
+            sums.add(step, loss, weight, outputs, labels)
+            _between_steps(loop, sums, epoch, step)
+    finally:
+        loop.progress.stop()
+    return sums.record(loop, epoch, time.perf_counter() - started, state.optimizer)
+
+
+def _train_step(loop: Loop, state: TrainState, images, labels, weight):
+    """One optimizer step on a batch: (the outputs, the loss as a float32 device scalar)."""
+    with loop.autocast():
+        outputs = loop.forward(images)
+        loss = _loss(outputs, labels, loop.config, weight)
+    state.optimizer.zero_grad(set_to_none=True)
+    if state.scaler is not None:
+        state.scaler.scale(loss).backward()
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+    else:
+        loss.backward()
+        state.optimizer.step()
+    if state.scheduler is not None and state.steps_per_batch:
+        state.scheduler.step()
+    return outputs, loss.detach().float()
+
+
+def _between_steps(loop: Loop, sums: "EpochSums", epoch: int, step: int) -> None:
+    """At a sync point, stop on a non-finite loss or a stop signal and show progress; between
+    them, only a stop signal of a single process is looked at (a flag, not a sync)."""
+    world = loop.world
+    if step % loop.sync_every == 0 or step == loop.steps or loop.progress.due(step):
+        # With several processes, all of them learn of a NaN or a signal at this step.
+        bad, signum = world.agree(sums.first_bad, loop.interrupted())
+        _check_finite(bad, epoch)
+        loop.progress.update(step, sums.seen * world.size, float(sums.loss) / max(1, sums.seen))
+        if signum:
+            raise Interrupted(epoch, step, signum)
+    elif not world.distributed and loop.interrupted():
+        raise Interrupted(epoch, step, loop.interrupted())
+
+
+def _evaluate(loop: Loop, batches) -> Evaluation:
+    """Loss, accuracy and confusion of the model on `batches` (validation or test), summed over
+    the processes, each of which evaluates its share."""
+    world = loop.world
+    return evaluate(loop.assess, functools.partial(batches, rank=world.rank, world=world.size),
+                    len(loop.splits.dataset.classes), autocast=loop.autocast, reduce=world.sum)
+
+
+class EpochSums:
+    """An epoch's running sums, kept on the device and read only at sync points and at its end:
+    the exact step of a non-finite loss and each step's loss without a host sync per step."""
+
+    def __init__(self, device: torch.device, steps: int):
+        self.loss = torch.zeros((), device=device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.first_bad = torch.zeros((), dtype=torch.int64, device=device)
+        self.step_loss = torch.zeros(steps, device=device)  # each step's loss × weight
+        self.seen = 0
+
+    def add(self, step: int, loss: torch.Tensor, weight, outputs, labels) -> None:
+        self.first_bad = torch.where((self.first_bad == 0) & ~torch.isfinite(loss), step,
+                                     self.first_bad)
+        weighted = loss * weight
+        self.loss += weighted
+        self.step_loss[step - 1] = weighted
+        self.correct += (outputs.argmax(1) == labels).sum()
+        self.seen += len(labels)
+
+    def record(self, loop: Loop, epoch: int, seconds: float, optimizer) -> dict:
+        """The epoch's metrics record, the same on every process (sums over all of them)."""
+        world, seen = loop.world, self.seen
+        loss_total, correct_total = float(self.loss), int(self.correct)
+        if world.distributed:  # the epoch's sums over all processes
+            totals = world.sum(torch.stack([self.loss.double(), self.correct.double(),
+                                            torch.tensor(seen, dtype=torch.float64,
+                                                         device=self.loss.device)]))
+            loss_total, correct_total, seen = totals.tolist()
+        return {"epoch": epoch, "train_loss": loss_total / seen,
+                "train_accuracy": int(correct_total) / seen, "val_loss": None,
+                "val_accuracy": None, "seconds": round(seconds, 3),
+                "images_per_s": round(seen / seconds, 1), "lr": optimizer.param_groups[0]["lr"],
+                "step_losses": self.step_losses(loop)}
+
+    def step_losses(self, loop: Loop) -> list[list]:
+        """[[step, loss], …]: the mean training loss over each stretch of steps ending at `step`
+        (counted from 1 in the epoch), at most STEP_LOSS_POINTS stretches of equal length."""
+        world, batches, batch_size = loop.world, loop.splits.train, loop.config.batch_size
+        weighted = world.sum(self.step_loss).tolist()  # this read is the epoch's one sync
+        sizes = [batches.global_size(i, batch_size, world.size) for i in range(loop.steps)]
+        every = math.ceil(loop.steps / STEP_LOSS_POINTS)
+        return [[min(start + every, loop.steps),
+                 math.fsum(weighted[start:start + every]) / sum(sizes[start:start + every])]
+                for start in range(0, loop.steps, every)]
+
+
+def _splits(analysis: Analysis, config: TrainConfig, world: World,
+            device: torch.device) -> Splits:
     num_classes = analysis.output[0] if len(analysis.output) == 1 else None
     with world.local_main_first():  # one download per machine
         dataset = load_dataset(config.dataset, config.data_dir, input_shape=analysis.input,
@@ -88,166 +283,32 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
                        f"holds out all {len(val_indices)} of --subset {config.subset}",
                        hint="raise --subset or lower --val-split")
     channels_last = device.type == "cuda" and len(analysis.input) == 3
-    train_batches = make_batches(dataset.train, train_indices, device, channels_last)
-    val_batches = make_batches(dataset.train, val_indices, device, channels_last) \
-        if val_indices is not None else None
-    test_batches = make_batches(dataset.test, None, device, channels_last)
+    return Splits(dataset, make_batches(dataset.train, train_indices, device, channels_last),
+                  make_batches(dataset.train, val_indices, device, channels_last)
+                  if val_indices is not None else None,
+                  make_batches(dataset.test, None, device, channels_last), channels_last)
 
-    model = build(analysis).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if world.rank:  # the model is the same everywhere; dropout masks should not be
-        torch.manual_seed(config.seed + 7919 * world.rank)
-    steps_per_epoch = train_batches.batch_count(config.batch_size, world.size)
-    optimizer = make_optimizer(config, model)
-    scheduler, per_step = make_scheduler(config, optimizer, steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type) if config.amp == "fp16" else None
-    autocast = autocast_factory(config.amp, device)
 
-    history, best, stale, start = [], math.inf, 0, 1
-    if resume:
-        state = checkpoint.load(out_dir / "last.pt", resumable=True)
-        checkpoint.load_model(model, state, out_dir / "last.pt")
-        checkpoint.check_schedule(state, config, scheduler, out_dir)
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        history, best, stale = state["history"], state["best"], state["stale"]
-        start = state["epoch"] + 1
-        checkpoint.restore_rng_of_rank(state, world, config)
-        echo(f"resuming {out_dir} after epoch {state['epoch']}")
-    if world.main:
-        files.write_text(out_dir / "spec.spec", spec_text)
-        files.write_text(out_dir / "config.json", json.dumps(
-            {**config.to_dict(), "device_used": str(device), "torch": torch.__version__,
-             "params": analysis.totals.params, "train_examples": len(train_batches),
-             "val_examples": len(val_batches) if val_batches else 0,
-             "classes": dataset.classes,
-             **({"world_size": world.size} if world.distributed else {})}, indent=2) + "\n")
+def _run_facts(analysis: Analysis, splits: Splits, world: World, device: torch.device) -> dict:
+    """What config.json records beside the settings (config.RUN_FACTS)."""
+    return {"device_used": str(device), "torch": torch.__version__,
+            "params": analysis.totals.params, "train_examples": len(splits.train),
+            "val_examples": len(splits.val) if splits.val else 0,
+            "classes": splits.dataset.classes,
+            **({"world_size": world.size} if world.distributed else {})}
+
+
+def _start_line(analysis: Analysis, config: TrainConfig, splits: Splits, world: World,
+                device: torch.device) -> str:
+    params, images = analysis.totals.params, f"{len(splits.train):,} {splits.dataset.name} images"
     if world.distributed:
-        echo(f"training {analysis.totals.params:,} parameters data-parallel, world size "
-             f"{world.size} ({distributed.backend(device)} on {device.type}), with "
-             f"{len(train_batches):,} {dataset.name} images, batch {config.batch_size} per "
-             f"process = global batch {config.batch_size * world.size}, "
-             f"{config.optimizer} lr {config.lr:g}, {config.epochs} epochs")
-    else:
-        echo(f"training {analysis.totals.params:,} parameters on {device} with "
-             f"{len(train_batches):,} {dataset.name} images, batch {config.batch_size}, "
-             f"{config.optimizer} lr {config.lr:g}, {config.epochs} epochs")
-
-    if config.early_stopping and val_batches is None:
-        echo("note: --early-stopping watches the validation loss; without --val-split it is off")
-    trained = world.wrap(model, device)  # DDP, or the model itself
-    forward = torch.compile(trained) if config.compile else trained
-    # DDP's forward takes part in collectives; evaluation, whose batches may differ in number
-    # between processes, runs the module itself and sums its results afterwards.
-    assess = forward if not world.distributed else \
-        torch.compile(model) if config.compile else model
-    shard = dict(rank=world.rank, world=world.size)
-    progress = epoch_progress(show_progress and world.main, every=log_every)
-    sync_every = 1 if device.type == "cpu" else 50
-    with _stop_flag() as interrupted:
-        for epoch in range(start, config.epochs + 1):
-            record = _train_epoch(forward, train_batches, optimizer, scheduler if per_step else None,
-                                  scaler, autocast, config, epoch, progress, interrupted,
-                                  sync_every, steps_per_epoch, world)
-            if scheduler is not None and not per_step:
-                scheduler.step()
-            world.sync_buffers(model)
-            if val_batches is not None:
-                val = evaluate(assess, functools.partial(val_batches, **shard),
-                               len(dataset.classes), autocast=autocast, reduce=world.sum)
-                record.update(val_loss=val.loss, val_accuracy=val.accuracy)
-            history.append(record)
-            # Every process computes the same record (sums over all), so all stop together.
-            monitored = record["val_loss"] if val_batches is not None else record["train_loss"]
-            improved = monitored < best
-            best, stale = (monitored, 0) if improved else (best, stale + 1)
-            rng = world.gather(checkpoint.rng_state())
-            if world.main:
-                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict() if scheduler else None,
-                         "epoch": epoch, "history": history, "best": best, "stale": stale,
-                         "rng": rng[0], "config": config.to_dict()}
-                if world.distributed:
-                    state["rng_per_rank"] = rng
-                checkpoint.save_atomically(state, out_dir / "last.pt")
-                if improved:
-                    checkpoint.save_atomically(state, out_dir / "best.pt")
-                _write_metrics(history, out_dir / "metrics.jsonl")
-            echo(_epoch_line(record, config.epochs))
-            if config.early_stopping and val_batches is not None and \
-                    stale >= config.early_stopping:
-                echo(f"early stopping: validation loss has not improved for {stale} epochs")
-                break
-    test = None
-    if test_batches is not None:
-        test = evaluate(assess, functools.partial(test_batches, **shard), len(dataset.classes),
-                        autocast=autocast, reduce=world.sum)
-        echo(f"test accuracy {test.accuracy:.2%} on {len(test_batches):,} images "
-             f"(loss {test.loss:.4f})")
-    if world.main:
-        from .plot import plot_curves
-        plot_curves(history, out_dir / "curves.png")
-    return Run(out_dir, history, test, dataset.classes, model, analysis, config)
-
-
-def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, config, epoch,
-                 progress, interrupted, sync_every, steps, world) -> dict:
-    device = batches.device
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    first_bad = torch.zeros((), dtype=torch.int64, device=device)
-    seen = 0
-    progress.start(f"epoch {epoch}/{config.epochs}", len(batches), steps)
-    started = time.perf_counter()
-    try:
-        for step, (images, labels) in enumerate(batches(config.batch_size, _epoch_seed(config,
-                                                                                      epoch),
-                                                        world.rank, world.size), 1):
-            # This process's part of the batch's mean loss (all of it in a world of one).
-            weight = len(labels) if not world.distributed else \
-                batches.global_size(step - 1, config.batch_size, world.size) / world.size
-            with autocast():
-                outputs = forward(images)
-                loss = _loss(outputs, labels, config, weight)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            if step_scheduler is not None:
-                step_scheduler.step()
-            loss = loss.detach().float()
-            # Recorded on the device, read at sync points: the exact step without a sync per step.
-            first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
-            loss_sum += loss * weight
-            correct += (outputs.argmax(1) == labels).sum()
-            seen += len(labels)
-            if step % sync_every == 0 or step == steps or progress.due(step):
-                # With several processes, all of them learn of a NaN or a signal at this step.
-                bad, signum = world.agree(first_bad, interrupted())
-                _check_finite(bad, epoch)
-                progress.update(step, seen * world.size, float(loss_sum) / max(1, seen))
-                if signum:
-                    raise Interrupted(epoch, step, signum)
-            elif not world.distributed and interrupted():
-                raise Interrupted(epoch, step, interrupted())
-    finally:
-        progress.stop()
-    seconds = time.perf_counter() - started
-    loss_total, correct_total = float(loss_sum), int(correct)
-    if world.distributed:  # the epoch's sums over all processes
-        totals = world.sum(torch.stack([loss_sum.double(), correct.double(),
-                                        torch.tensor(seen, dtype=torch.float64, device=device)]))
-        loss_total, correct_total, seen = totals.tolist()
-    return {"epoch": epoch, "train_loss": loss_total / seen,
-            "train_accuracy": int(correct_total) / seen, "val_loss": None, "val_accuracy": None,
-            "seconds": round(seconds, 3), "images_per_s": round(seen / seconds, 1),
-            "lr": optimizer.param_groups[0]["lr"]}
+        return (f"training {params:,} parameters data-parallel, world size {world.size} "
+                f"({distributed.backend(device)} on {device.type}), with {images}, batch "
+                f"{config.batch_size} per process = global batch "
+                f"{config.batch_size * world.size}, {config.optimizer} lr {config.lr:g}, "
+                f"{config.epochs} epochs")
+    return (f"training {params:,} parameters on {device} with {images}, batch "
+            f"{config.batch_size}, {config.optimizer} lr {config.lr:g}, {config.epochs} epochs")
 
 
 def _loss(outputs, labels, config, weight):
@@ -291,10 +352,6 @@ def _epoch_line(record: dict, epochs: int) -> str:
     if record["val_loss"] is not None:
         line += f"  val loss {record['val_loss']:.4f} acc {record['val_accuracy']:.2%}"
     return line + f"  {record['seconds']:.1f} s ({record['images_per_s']:,.0f} img/s)"
-
-
-def _write_metrics(history: list[dict], path: Path) -> None:
-    files.write_text(path, "".join(json.dumps(record) + "\n" for record in history))
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; schedulers, `docker stop`, `timeout`

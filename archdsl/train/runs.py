@@ -1,91 +1,30 @@
-"""Run directories as places: who may train into one, whether a spec is the run's, and where a
-run's spec and checkpoint are when a command is given the directory. Torch-free.
-
-A training holds an exclusive lock on the directory's `.lock` file (flock, released when the
-process ends, however it ends), so a second training into the same directory is refused at once
-instead of racing the first for its files.
+"""Run directories as commands are given them: whether a spec is the run's, and where a run's
+spec and checkpoint are when a command is given the directory. Torch-free.
 """
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
 from ..errors import ArchDSLError, RunError
+from . import run_directory
+from .run_directory import RunDirectory
 
-LOCK = ".lock"
-# What a training writes; a directory holding any of them holds a run.
-RUN_FILES = ("spec.spec", "config.json", "metrics.jsonl", "last.pt", "best.pt", "curves.png")
+# The run directory's files, its lock and the refusal to train over a run live in
+# run_directory.py; these names stay importable from here.
+LOCK, RUN_FILES = run_directory.LOCK, run_directory.RUN_FILES
 
 
 def run_files(run_dir: Path) -> list[str]:
-    return [name for name in RUN_FILES if (Path(run_dir) / name).exists()]
+    return RunDirectory(run_dir).run_files()
 
 
 def check_target(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to train into a directory that holds a run, unless resuming or overwriting it
-    (whether there is anything to resume is checkpoint.load's to say)."""
-    if resume:
-        return
-    found = run_files(run_dir)
-    if found and not overwrite:
-        again = f"continue it with --resume {run_dir}, " if "last.pt" in found else ""
-        raise RunError(f"{run_dir} holds a run already ({', '.join(found)}); training into it "
-                       "would overwrite it",
-                       hint=f"{again}start it afresh with --overwrite (which deletes those files "
-                            "first), or give another --out")
+    RunDirectory(run_dir).check_target(resume=resume, overwrite=overwrite)
 
 
-@contextlib.contextmanager
 def claimed(run_dir: Path, *, resume: bool = False, overwrite: bool = False):
-    """The run directory, created if need be and locked for the block: refused (RunError) while
-    another training holds it, or when it holds a run and neither `resume` nor `overwrite` is
-    given. `overwrite` deletes the earlier run's files (RUN_FILES), nothing else. A directory
-    this call created is removed again if the block wrote nothing into it."""
-    run_dir = Path(run_dir)
-    created = not run_dir.exists()
-    try:
-        run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # a run's files are the user's
-    except OSError as error:
-        raise RunError(f"cannot make the run directory {run_dir}: {error.strerror or error}",
-                       hint="choose another --out") from None
-    descriptor = _lock(run_dir)
-    try:
-        check_target(run_dir, resume=resume, overwrite=overwrite)  # as it is, now that we hold it
-        if overwrite and not resume:
-            for name in run_files(run_dir):
-                (run_dir / name).unlink()
-        yield run_dir
-    finally:
-        if created and [p.name for p in run_dir.iterdir()] == [LOCK]:
-            (run_dir / LOCK).unlink()
-            run_dir.rmdir()
-        if descriptor is not None:
-            os.close(descriptor)  # releases the lock
-
-
-def _lock(run_dir: Path) -> int | None:
-    try:
-        import fcntl
-    except ImportError:  # not on Windows: no lock there
-        return None
-    path = run_dir / LOCK
-    try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as err:
-        raise RunError(f"cannot lock {run_dir}: {path}: {err.strerror}",
-                       hint=f"{path} must be a plain file (or absent)") from None
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        os.close(descriptor)
-        if isinstance(err, BlockingIOError):
-            raise RunError(f"{run_dir} is in use: another training holds it (it has {path} "
-                           f"locked)", hint="wait for that training to end, or give another "
-                                            "--out") from None
-        raise RunError(f"cannot lock {run_dir}: {path}: {err.strerror}",
-                       hint="train into a directory on a local file system") from None
-    return descriptor
+    """RunDirectory.claimed: the directory, locked for the block."""
+    return RunDirectory(run_dir).claimed(resume=resume, overwrite=overwrite)
 
 
 def spec_change(run_dir: Path, spec_text: str, input=None) -> str | None:

@@ -20,6 +20,7 @@ from ..layers.arguments import suggest
 from ..parser import parse, read_text
 from . import runs
 from .config import TrainConfig, run_directory
+from .run_directory import RunDirectory
 
 if TYPE_CHECKING:
     import torch
@@ -52,7 +53,8 @@ class Run:
         return None if self.test is None else self.test.accuracy
 
     def plot(self):
-        """Loss and accuracy per epoch, as curves.png shows them: a matplotlib Figure."""
+        """Loss and accuracy per epoch and the loss within epochs, as curves.png shows them: a
+        matplotlib Figure."""
         from .plot import curves_figure
         return curves_figure(self.history)
 
@@ -195,9 +197,7 @@ def load_run(path: str | os.PathLike) -> Run:
         raise RunError(f"cannot load the run {run_dir}: {error.message}") from None
     config = TrainConfig.from_dict(saved, str(config_path))
     analysis = analyze(parse(text, spec_path))
-    metrics = run_dir / "metrics.jsonl"
-    history = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines()] \
-        if metrics.is_file() else []
+    history = RunDirectory(run_dir).history()
     classes = saved.get("classes") or _known_classes(config.dataset, analysis.output)
     return Run(run_dir, history, None, list(classes), load_trained(analysis, checkpoint),
                analysis, config)
