@@ -53,9 +53,9 @@ def read_cifar(entry, files):
                         "label_names list")
     classes = [n.decode("latin1") if isinstance(n, bytes) else str(n) for n in names]
     splits = {}
-    for split, names in entry.files.splits.items():
+    for split, batch_names in entry.files.splits.items():
         batches = []
-        for name in names:
+        for name in batch_names:
             batch = _unpickle(files[name])
             data, labels = batch.get("data"), batch.get("fine_labels", batch.get("labels"))
             if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
