@@ -9,6 +9,7 @@ import typer
 
 from ..report import render_evaluation
 from ..train.config import MAX_SEED, TrainConfig
+from ..train.datasets import list_datasets
 from .common import (FormatOption, Format, InputOption, Optimizer, Precision, SpecArgument, app,
                      load, run_or_exit, warn)
 
@@ -42,7 +43,7 @@ def _train_arguments(spec: str, out_dir: Path, resume: bool, input, overrides: d
 def train(
     spec: SpecArgument,
     dataset: Annotated[Optional[str], typer.Option(
-        help="fashion-mnist, mnist, cifar10, synthetic, or an ImageFolder directory.")] = None,
+        help=f"{', '.join(list_datasets())}, or an ImageFolder directory.")] = None,
     data_dir: Annotated[Optional[str], typer.Option(help="Where to look for the data first.")] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Examples per step.")] = None,

@@ -11,9 +11,9 @@ from ..errors import ArgumentError, RunError
 from ..layers.arguments import (bind_arguments, checked_field, Min, PositiveFloat, PositiveInt,
                                 Probability, suggest)
 from ..optimizers import OPTIMIZERS
+from .datasets import find_dataset, list_datasets
 
 PRECISIONS = ("off", "bf16", "fp16")  # amp: off, or the type autocast lowers to
-DATASETS = ("fashion-mnist", "mnist", "cifar10", "synthetic")  # besides image folders
 
 NonNegativeFloat = Annotated[float, Min(0.0), "a non-negative number"]
 NonNegativeInt = Annotated[int, Min(0), "a non-negative integer"]
@@ -68,11 +68,11 @@ class TrainConfig:
         # A misspelt name is caught here, where the spec's position is known. Any other word may
         # be an image folder on the machine that trains, so whether it exists is load_dataset's
         # to say, not check's.
-        close = dataset is not None and "/" not in dataset and suggest(dataset, DATASETS)
-        if close and dataset.lower().replace("_", "-") not in DATASETS and \
-                not Path(dataset).is_dir():
+        known = list_datasets()
+        close = dataset is not None and "/" not in dataset and suggest(dataset, known)
+        if close and find_dataset(dataset) is None and not Path(dataset).is_dir():
             raise ArgumentError(f"unknown dataset {dataset!r}{close}",
-                                spans["dataset"], hint=f"datasets: {', '.join(DATASETS)}, or "
+                                spans["dataset"], hint=f"datasets: {', '.join(known)}, or "
                                                        f"an image folder's directory")
         return cls(**values)
 

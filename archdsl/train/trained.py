@@ -205,7 +205,8 @@ def load_run(path: str | os.PathLike) -> Run:
 
 def _known_classes(dataset: str, output: tuple[int, ...]) -> list[str]:
     """The class names of a run from before config.json kept them."""
-    from .data import FASHION_CLASSES
-    if dataset == "fashion-mnist":
-        return FASHION_CLASSES
+    from .datasets import find_dataset
+    entry = find_dataset(dataset)
+    if entry is not None and entry.classes is not None and len(entry.classes) == output[0]:
+        return list(entry.classes)
     return [str(i) for i in range(output[0])]
