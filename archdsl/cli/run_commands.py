@@ -31,6 +31,17 @@ class Precision(str, Enum):
     fp16 = "fp16"
 
 
+def _choices(setting: str) -> type[Enum]:
+    """The values a Literal setting of TrainConfig takes, as the Enum typer shows and checks."""
+    import typing
+    annotation = typing.get_type_hints(TrainConfig)[setting]
+    values = typing.get_args(annotation)
+    return Enum(setting.title().replace("_", ""), {value: value for value in values}, type=str)
+
+
+CropPadding, Flip = _choices("crop_padding"), _choices("flip")
+
+
 def _train_arguments(spec: str, out_dir: Path, resume: bool, input, overrides: dict) -> list[str]:
     """The options of this `archdsl train` for the processes of --nproc: what was given, with the
     run directory fixed (each process would otherwise number its own). `overrides`: options by
@@ -73,6 +84,17 @@ def train(
     compile: Annotated[Optional[bool], typer.Option(
         "--compile/--no-compile", help="torch.compile the model.")] = None,
     seed: Annotated[Optional[int], typer.Option(min=0, max=MAX_SEED)] = None,
+    crop: Annotated[Optional[int], typer.Option(
+        min=0, metavar="PIXELS", help="Augment: pad by PIXELS, crop back at a random offset "
+                                      "(0: off).")] = None,
+    crop_padding: Annotated[Optional[CropPadding], typer.Option(
+        help="How --crop pads: mirrored pixels, or black.")] = None,
+    flip: Annotated[Optional[Flip], typer.Option(
+        help="Augment: flip horizontally, at random or (as airbench) each image in alternate "
+             "epochs.")] = None,
+    cutout: Annotated[Optional[int], typer.Option(
+        min=0, metavar="PIXELS", help="Augment: blank a random PIXELS×PIXELS square "
+                                      "(0: off).")] = None,
     out: Annotated[Optional[str], typer.Option(help="Run directory (default runs/<spec>).")] = None,
     resume: Annotated[Optional[str], typer.Option(
         metavar="RUN_DIR", help="Continue a run after its last completed epoch.")] = None,
@@ -110,7 +132,8 @@ def train(
         optimizer=optimizer and optimizer.value, momentum=momentum, weight_decay=weight_decay,
         scheduler=scheduler and scheduler.value, label_smoothing=label_smoothing,
         val_split=val_split, early_stopping=early_stopping, subset=subset, device=device,
-        amp=amp and amp.value, compile=compile, seed=seed)
+        amp=amp and amp.value, compile=compile, seed=seed, crop=crop,
+        crop_padding=crop_padding and crop_padding.value, flip=flip and flip.value, cutout=cutout)
     if resume is not None:
         config = run_or_exit(resumed_config, Path(resume), overrides)
         out_dir = Path(resume)

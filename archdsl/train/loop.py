@@ -24,8 +24,8 @@ from ..analysis import Analysis
 from ..compiler import build
 from .. import files
 from ..errors import ArchDSLWarning, RunError
-from . import checkpoint, distributed, runs
-from .batches import make_batches
+from . import augment, checkpoint, distributed, runs
+from .batches import DeviceBatches, make_batches
 from .config import TrainConfig
 from .data import load_dataset, check_fits
 from .evaluate import evaluate
@@ -88,7 +88,14 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
                        f"holds out all {len(val_indices)} of --subset {config.subset}",
                        hint="raise --subset or lower --val-split")
     channels_last = device.type == "cuda" and len(analysis.input) == 3
-    train_batches = make_batches(dataset.train, train_indices, device, channels_last)
+    augmentation = augment.Augmentation.from_config(config)
+    if augmentation is not None:
+        augmentation.check(dataset.shape)
+    # In memory: augmented on the device by the epoch loop; a folder: by its loader's transforms.
+    train_batches = make_batches(
+        dataset.train if dataset.in_memory or augmentation is None else
+        augment.augmented_folder(dataset.train, augmentation, dataset.shape),
+        train_indices, device, channels_last)
     val_batches = make_batches(dataset.train, val_indices, device, channels_last) \
         if val_indices is not None else None
     test_batches = make_batches(dataset.test, None, device, channels_last)
@@ -150,7 +157,7 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
         for epoch in range(start, config.epochs + 1):
             record = _train_epoch(forward, train_batches, optimizer, scheduler if per_step else None,
                                   scaler, autocast, config, epoch, progress, interrupted,
-                                  sync_every, steps_per_epoch, world)
+                                  sync_every, steps_per_epoch, world, augmentation)
             if scheduler is not None and not per_step:
                 scheduler.step()
             world.sync_buffers(model)
@@ -193,8 +200,10 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
 
 
 def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, config, epoch,
-                 progress, interrupted, sync_every, steps, world) -> dict:
+                 progress, interrupted, sync_every, steps, world, augmentation=None) -> dict:
     device = batches.device
+    augmented = augmentation.for_epoch(epoch, len(batches), device) \
+        if augmentation is not None and isinstance(batches, DeviceBatches) else None
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     first_bad = torch.zeros((), dtype=torch.int64, device=device)
@@ -204,7 +213,8 @@ def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, 
     try:
         for step, (images, labels) in enumerate(batches(config.batch_size, _epoch_seed(config,
                                                                                       epoch),
-                                                        world.rank, world.size), 1):
+                                                        world.rank, world.size,
+                                                        augment=augmented), 1):
             # This process's part of the batch's mean loss (all of it in a world of one).
             weight = len(labels) if not world.distributed else \
                 batches.global_size(step - 1, config.batch_size, world.size) / world.size
