@@ -293,6 +293,8 @@ def render_run(run, fmt: str) -> str:
     parts = [_title(f"{run.out_dir}: {epochs} epoch{'s' * (epochs != 1)}{params}", fmt),
              _table(rows, fmt, headers=headers, colalign=("right",) * len(headers))]
     if run.test is not None:
+        tta = "" if getattr(run, "test_tta", None) is None else \
+            f", with {run.config.tta} TTA {run.test_tta.accuracy:.2%}"
         parts.append(_paragraph(f"test accuracy {run.test.accuracy:.2%} "
-                                f"(loss {run.test.loss:.4f})", fmt))
+                                f"(loss {run.test.loss:.4f}){tta}", fmt))
     return _document(parts, fmt)

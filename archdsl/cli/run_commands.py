@@ -39,7 +39,7 @@ def _choices(setting: str) -> type[Enum]:
     return Enum(setting.title().replace("_", ""), {value: value for value in values}, type=str)
 
 
-CropPadding, Flip = _choices("crop_padding"), _choices("flip")
+CropPadding, Flip, TTA = _choices("crop_padding"), _choices("flip"), _choices("tta")
 
 
 def _train_arguments(spec: str, out_dir: Path, resume: bool, input, overrides: dict) -> list[str]:
@@ -95,6 +95,9 @@ def train(
     cutout: Annotated[Optional[int], typer.Option(
         min=0, metavar="PIXELS", help="Augment: blank a random PIXELS×PIXELS square "
                                       "(0: off).")] = None,
+    tta: Annotated[Optional[TTA], typer.Option(
+        help="Test-time augmentation: also score the test split by the mean of each image's "
+             "and its mirror's logits (flip), and of its one-pixel shifts' (flip-shift).")] = None,
     out: Annotated[Optional[str], typer.Option(help="Run directory (default runs/<spec>).")] = None,
     resume: Annotated[Optional[str], typer.Option(
         metavar="RUN_DIR", help="Continue a run after its last completed epoch.")] = None,
@@ -133,7 +136,8 @@ def train(
         scheduler=scheduler and scheduler.value, label_smoothing=label_smoothing,
         val_split=val_split, early_stopping=early_stopping, subset=subset, device=device,
         amp=amp and amp.value, compile=compile, seed=seed, crop=crop,
-        crop_padding=crop_padding and crop_padding.value, flip=flip and flip.value, cutout=cutout)
+        crop_padding=crop_padding and crop_padding.value, flip=flip and flip.value, cutout=cutout,
+        tta=tta and tta.value)
     if resume is not None:
         config = run_or_exit(resumed_config, Path(resume), overrides)
         out_dir = Path(resume)

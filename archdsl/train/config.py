@@ -48,6 +48,7 @@ class TrainConfig:
     crop_padding: Literal["reflect", "zero"] = "reflect"  # zero: black pixels
     flip: Literal["off", "random", "alternating"] = "off"  # horizontal
     cutout: NonNegativeInt = 0  # side of a square set to 0 (after normalization); 0 is off
+    tta: Literal["off", "flip", "flip-shift"] = "off"  # test-time augmentation, beside the plain
 
     def __post_init__(self):
         # The one check of every setting, however the configuration was made (spec, command
@@ -107,7 +108,7 @@ class TrainConfig:
 
 
 # Settings newer than the first config.json files; each one's default leaves training unchanged.
-ADDED_LATER = ("crop", "crop_padding", "flip", "cutout")
+ADDED_LATER = ("crop", "crop_padding", "flip", "cutout", "tta")
 
 # What a run records in config.json beside its settings (see loop.py).
 RUN_FACTS = ("device_used", "torch", "params", "train_examples", "val_examples", "classes",

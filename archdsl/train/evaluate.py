@@ -30,8 +30,9 @@ class Evaluation:
 
 @torch.no_grad()
 def evaluate(model, batches, num_classes: int, batch_size: int = 1024, autocast=None,
-             reduce=None) -> Evaluation:
-    """`reduce`, where given, sums the device tensors across processes before they are read."""
+             reduce=None, tta: str = "off") -> Evaluation:
+    """`reduce`, where given, sums the device tensors across processes before they are read.
+    `tta`: score each image by the mean logits of its test-time augmentations (see tta_logits)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device if any(True for _ in model.parameters()) else None
@@ -39,7 +40,7 @@ def evaluate(model, batches, num_classes: int, batch_size: int = 1024, autocast=
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
     for images, labels in batches(batch_size):
         with autocast() if autocast else torch.autocast("cpu", enabled=False):
-            outputs = model(images)
+            outputs = model(images) if tta == "off" else tta_logits(model, images, tta)
         loss_sum += F.cross_entropy(outputs.float(), labels, reduction="sum").double()
         confusion += torch.bincount(labels * num_classes + outputs.argmax(1),
                                     minlength=num_classes * num_classes)
@@ -49,6 +50,24 @@ def evaluate(model, batches, num_classes: int, batch_size: int = 1024, autocast=
     confusion = confusion.view(num_classes, num_classes).cpu()
     count = max(1, int(confusion.sum()))
     return Evaluation(float(loss_sum) / count, float(confusion.diag().sum()) / count, confusion)
+
+
+def tta_logits(model, images: torch.Tensor, tta: str) -> torch.Tensor:
+    """airbench's test-time augmentation: "flip" averages the logits of each image and its
+    mirror image; "flip-shift" averages that with the same for the image shifted by one pixel
+    up and left and by one down and right (reflect padding), weighing the plain view half."""
+    def mirrored(x):
+        return 0.5 * model(x).float() + 0.5 * model(x.flip(-1)).float()
+
+    logits = mirrored(images)
+    if tta == "flip":
+        return logits
+    if tta != "flip-shift":
+        raise ValueError(f"unknown test-time augmentation {tta!r}")
+    height, width = images.shape[-2:]
+    padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
+    shifted = [padded[..., :height, :width], padded[..., 2:height + 2, 2:width + 2]]
+    return 0.5 * logits + 0.5 * torch.stack([mirrored(x) for x in shifted]).mean(0)
 
 
 def evaluate_checkpoint(analysis: Analysis, path: Path, *, dataset: str | None = None,

@@ -187,16 +187,28 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
                     stale >= config.early_stopping:
                 echo(f"early stopping: validation loss has not improved for {stale} epochs")
                 break
-    test = None
+    test = test_tta = None
     if test_batches is not None:
-        test = evaluate(assess, functools.partial(test_batches, **shard), len(dataset.classes),
-                        autocast=autocast, reduce=world.sum)
+        test, test_tta = _test(assess, test_batches, shard, dataset, autocast, world, config)
         echo(f"test accuracy {test.accuracy:.2%} on {len(test_batches):,} images "
-             f"(loss {test.loss:.4f})")
+             f"(loss {test.loss:.4f}){_tta_note(test_tta, config)}")
     if world.main:
         from .plot import plot_curves
         plot_curves(history, out_dir / "curves.png")
-    return Run(out_dir, history, test, dataset.classes, model, analysis, config)
+    return Run(out_dir, history, test, dataset.classes, model, analysis, config,
+               test_tta=test_tta)
+
+
+def _test(model, batches, shard, dataset, autocast, world, config):
+    """The test split's evaluation, and with --tta that of its test-time augmentation."""
+    def run(tta):
+        return evaluate(model, functools.partial(batches, **shard), len(dataset.classes),
+                        autocast=autocast, reduce=world.sum, tta=tta)
+    return run("off"), None if config.tta == "off" else run(config.tta)
+
+
+def _tta_note(evaluation, config) -> str:
+    return "" if evaluation is None else f", with {config.tta} TTA {evaluation.accuracy:.2%}"
 
 
 def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, config, epoch,

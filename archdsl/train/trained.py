@@ -40,6 +40,7 @@ class Run:
     model: torch.nn.Module | None = None  # without DDP
     analysis: Analysis | None = None
     config: TrainConfig | None = None
+    test_tta: Evaluation | None = None  # the test split with the run's --tta, where it has one
 
     @property
     def spec(self) -> str | None:
@@ -50,6 +51,11 @@ class Run:
     @property
     def test_accuracy(self) -> float | None:
         return None if self.test is None else self.test.accuracy
+
+    @property
+    def test_tta_accuracy(self) -> float | None:
+        """The test accuracy with the run's test-time augmentation (config.tta), if any."""
+        return None if self.test_tta is None else self.test_tta.accuracy
 
     def plot(self):
         """Loss and accuracy per epoch, as curves.png shows them: a matplotlib Figure."""
