@@ -155,7 +155,8 @@ def render_evaluation(result: dict, fmt: str) -> str:
     style = _STYLE[fmt]
     head = (f"{result['dataset']} test split: accuracy {result['accuracy']:.2%} on "
             f"{result['examples']:,} images (loss {result['loss']:.4f}), "
-            f"checkpoint {result['checkpoint']} (epoch {result['epoch']})")
+            f"checkpoint {result['checkpoint']} (epoch {result['epoch']}"
+            f"{', its EMA weights' if result.get('weights') == 'ema' else ''})")
     per_class = tabulate([(name, f"{acc:.2%}") for name, acc in
                           zip(result["classes"], result["per_class"])],
                          headers=("class", "accuracy"), tablefmt=style, colalign=("left", "right"))

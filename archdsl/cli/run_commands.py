@@ -98,6 +98,10 @@ def train(
     tta: Annotated[Optional[TTA], typer.Option(
         help="Test-time augmentation: also score the test split by the mean of each image's "
              "and its mirror's logits (flip), and of its one-pixel shifts' (flip-shift).")] = None,
+    ema: Annotated[Optional[float], typer.Option(
+        min=0.0, max=1.0, metavar="DECAY", help="Keep a moving average of the weights, "
+        "updated every step with this decay (0.999, say; 0: off), evaluated and checkpointed "
+        "beside them.")] = None,
     out: Annotated[Optional[str], typer.Option(help="Run directory (default runs/<spec>).")] = None,
     resume: Annotated[Optional[str], typer.Option(
         metavar="RUN_DIR", help="Continue a run after its last completed epoch.")] = None,
@@ -137,7 +141,7 @@ def train(
         val_split=val_split, early_stopping=early_stopping, subset=subset, device=device,
         amp=amp and amp.value, compile=compile, seed=seed, crop=crop,
         crop_padding=crop_padding and crop_padding.value, flip=flip and flip.value, cutout=cutout,
-        tta=tta and tta.value)
+        tta=tta and tta.value, ema=ema)
     if resume is not None:
         config = run_or_exit(resumed_config, Path(resume), overrides)
         out_dir = Path(resume)
@@ -197,6 +201,9 @@ def evaluate(
     dataset: Annotated[Optional[str], typer.Option(help="Default: the run's dataset.")] = None,
     data_dir: Annotated[Optional[str], typer.Option()] = None,
     device: Annotated[str, typer.Option()] = "auto",
+    ema: Annotated[bool, typer.Option(
+        "--ema", help="Evaluate the moving average of the weights that a run trained with "
+                      "--ema kept.")] = False,
     format: FormatOption = Format.table,
     input: InputOption = None,
 ):
@@ -207,7 +214,7 @@ def evaluate(
     spec, checkpoint = run_or_exit(spec_and_checkpoint, spec, checkpoint)
     analysis = load(spec, input)
     result = run_or_exit(evaluate_checkpoint, analysis, checkpoint, dataset=dataset,
-                          data_dir=data_dir, device=device)
+                          data_dir=data_dir, device=device, ema=ema)
     typer.echo(render_evaluation(result, format.value))
 
 

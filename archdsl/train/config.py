@@ -49,6 +49,7 @@ class TrainConfig:
     flip: Literal["off", "random", "alternating"] = "off"  # horizontal
     cutout: NonNegativeInt = 0  # side of a square set to 0 (after normalization); 0 is off
     tta: Literal["off", "flip", "flip-shift"] = "off"  # test-time augmentation, beside the plain
+    ema: Optional[Probability] = 0.0  # decay of a moving average of the weights; 0 or None: off
 
     def __post_init__(self):
         # The one check of every setting, however the configuration was made (spec, command
@@ -59,6 +60,10 @@ class TrainConfig:
             except ValueError as err:
                 raise RunError(f"training setting {err}") from None
             object.__setattr__(self, field.name, value)
+        if self.ema is None:
+            object.__setattr__(self, "ema", 0.0)  # one way to say off, so runs compare equal
+        if self.ema >= 1:
+            raise RunError(f"training setting 'ema' must be a decay below 1, got {self.ema:g}")
 
     @classmethod
     def from_spec(cls, spec) -> "TrainConfig":
@@ -108,7 +113,7 @@ class TrainConfig:
 
 
 # Settings newer than the first config.json files; each one's default leaves training unchanged.
-ADDED_LATER = ("crop", "crop_padding", "flip", "cutout", "tta")
+ADDED_LATER = ("crop", "crop_padding", "flip", "cutout", "tta", "ema")
 
 # What a run records in config.json beside its settings (see loop.py).
 RUN_FACTS = ("device_used", "torch", "params", "train_examples", "val_examples", "classes",

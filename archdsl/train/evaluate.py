@@ -71,9 +71,14 @@ def tta_logits(model, images: torch.Tensor, tta: str) -> torch.Tensor:
 
 
 def evaluate_checkpoint(analysis: Analysis, path: Path, *, dataset: str | None = None,
-                        data_dir: str | None = None, device: str = "auto") -> dict:
-    """Test-split accuracy, per-class accuracy and confusion matrix of a saved model, as data."""
+                        data_dir: str | None = None, device: str = "auto",
+                        ema: bool = False) -> dict:
+    """Test-split accuracy, per-class accuracy and confusion matrix of a saved model, as data;
+    `ema`: of the moving average of its weights that the run kept (--ema)."""
     state = checkpoint.load(path)
+    if ema:
+        from .averaging import weights
+        state = {**state, "model": weights(state, path)}
     saved = state.get("config", {})
     target = pick_device(device)
     num_classes = analysis.output[0] if len(analysis.output) == 1 else None
@@ -87,6 +92,7 @@ def evaluate_checkpoint(analysis: Analysis, path: Path, *, dataset: str | None =
     checkpoint.load_model(model, state, path)
     result = evaluate(model, make_batches(data.test, None, target), len(data.classes))
     return {"dataset": data.name, "checkpoint": str(path), "epoch": state.get("epoch"),
+            **({"weights": "ema"} if ema else {}),
             "examples": int(result.confusion.sum()), "loss": result.loss,
             "accuracy": result.accuracy, "classes": data.classes,
             "per_class": result.per_class, "confusion": result.confusion.tolist()}

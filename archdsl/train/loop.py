@@ -24,7 +24,7 @@ from ..analysis import Analysis
 from ..compiler import build
 from .. import files
 from ..errors import ArchDSLWarning, RunError
-from . import augment, checkpoint, distributed, runs
+from . import augment, averaging, checkpoint, distributed, runs
 from .batches import DeviceBatches, make_batches
 from .config import TrainConfig
 from .data import load_dataset, check_fits
@@ -123,6 +123,9 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
         start = state["epoch"] + 1
         checkpoint.restore_rng_of_rank(state, world, config)
         echo(f"resuming {out_dir} after epoch {state['epoch']}")
+    ema = averaging.averaged(model, config.ema)  # --ema: updated after every optimizer step
+    if ema is not None and resume:
+        averaging.restore(ema, state.get("ema"))
     if world.main:
         files.write_text(out_dir / "spec.spec", spec_text)
         files.write_text(out_dir / "config.json", json.dumps(
@@ -157,10 +160,14 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
         for epoch in range(start, config.epochs + 1):
             record = _train_epoch(forward, train_batches, optimizer, scheduler if per_step else None,
                                   scaler, autocast, config, epoch, progress, interrupted,
-                                  sync_every, steps_per_epoch, world, augmentation)
+                                  sync_every, steps_per_epoch, world, augmentation,
+                                  after_step=None if ema is None else
+                                  functools.partial(ema.update_parameters, model))
             if scheduler is not None and not per_step:
                 scheduler.step()
             world.sync_buffers(model)
+            if ema is not None:
+                world.sync_buffers(ema.module)  # rank 0's statistics, as the model's
             if val_batches is not None:
                 val = evaluate(assess, functools.partial(val_batches, **shard),
                                len(dataset.classes), autocast=autocast, reduce=world.sum)
@@ -178,6 +185,8 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
                          "rng": rng[0], "config": config.to_dict()}
                 if world.distributed:
                     state["rng_per_rank"] = rng
+                if ema is not None:
+                    state["ema"] = averaging.state(ema)
                 checkpoint.save_atomically(state, out_dir / "last.pt")
                 if improved:
                     checkpoint.save_atomically(state, out_dir / "best.pt")
@@ -187,16 +196,22 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
                     stale >= config.early_stopping:
                 echo(f"early stopping: validation loss has not improved for {stale} epochs")
                 break
-    test = test_tta = None
+    test = test_tta = ema_test = ema_test_tta = None
     if test_batches is not None:
         test, test_tta = _test(assess, test_batches, shard, dataset, autocast, world, config)
         echo(f"test accuracy {test.accuracy:.2%} on {len(test_batches):,} images "
              f"(loss {test.loss:.4f}){_tta_note(test_tta, config)}")
+        if ema is not None:
+            ema_test, ema_test_tta = _test(ema.module, test_batches, shard, dataset, autocast,
+                                           world, config)
+            echo(f"EMA weights (decay {config.ema:g}): test accuracy {ema_test.accuracy:.2%} "
+                 f"(loss {ema_test.loss:.4f}){_tta_note(ema_test_tta, config)}")
     if world.main:
         from .plot import plot_curves
         plot_curves(history, out_dir / "curves.png")
     return Run(out_dir, history, test, dataset.classes, model, analysis, config,
-               test_tta=test_tta)
+               test_tta=test_tta, ema_model=None if ema is None else ema.module, ema_test=ema_test,
+               ema_test_tta=ema_test_tta)
 
 
 def _test(model, batches, shard, dataset, autocast, world, config):
@@ -212,7 +227,8 @@ def _tta_note(evaluation, config) -> str:
 
 
 def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, config, epoch,
-                 progress, interrupted, sync_every, steps, world, augmentation=None) -> dict:
+                 progress, interrupted, sync_every, steps, world, augmentation=None,
+                 after_step=None) -> dict:
     device = batches.device
     augmented = augmentation.for_epoch(epoch, len(batches), device) \
         if augmentation is not None and isinstance(batches, DeviceBatches) else None
@@ -241,6 +257,8 @@ def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, 
             else:
                 loss.backward()
                 optimizer.step()
+            if after_step is not None:
+                after_step()
             if step_scheduler is not None:
                 step_scheduler.step()
             loss = loss.detach().float()

@@ -25,6 +25,8 @@ from archdsl.train.config import TrainConfig, resumed_config
 from archdsl.train.data import Split
 from archdsl.train.loop import train
 
+from training import Killed, kill_after_first, load, quiet_run
+
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = "input 3x12x12\nConv(4, 3, p=1) -> ReLU -> MaxPool(2) -> Flatten -> Linear(10)\n"
 ALL_ON = dict(crop=2, flip="random", cutout=5)
@@ -192,18 +194,8 @@ RESUMABLE = dict(dataset="synthetic", subset=256, batch_size=32, epochs=3, lr=0.
                  crop=2, crop_padding="zero", flip="alternating", cutout=4)
 
 
-class Killed(Exception):
-    pass
-
-
-def run(out: Path, *, resume=False, echo=None, **settings):
-    config = resumed_config(out, settings) if resume else TrainConfig(**settings)
-    return train(analyze(SPEC), SPEC, config, out, resume=resume, show_progress=False,
-                 echo=echo or (lambda line: None))
-
-
-def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+def run(out: Path, **settings):
+    return quiet_run(SPEC, out, **settings)
 
 
 def without_timing(history):
@@ -211,10 +203,6 @@ def without_timing(history):
 
 
 def test_resume_with_augmentation_gives_identical_weights(tmp_path):
-    def kill_after_first(line):
-        if line.startswith("epoch 1/"):
-            raise Killed(line)
-
     whole = run(tmp_path / "whole", **RESUMABLE)
     plain = run(tmp_path / "plain", **{**RESUMABLE, "crop": 0, "flip": "off", "cutout": 0})
     with pytest.raises(Killed):
@@ -244,7 +232,8 @@ def test_a_run_from_before_augmentation_resumes_without_it(tmp_path):
 
 
 DDP_SETTINGS = dict(dataset="synthetic", subset=200, epochs=2, optimizer="sgd", lr=0.05,
-                    momentum=0.9, device="cpu", seed=3, crop=2, flip="random", cutout=4)
+                    momentum=0.9, device="cpu", seed=3, crop=2, flip="random", cutout=4,
+                    ema=0.9)
 PER_PROCESS_BATCH = 16
 
 
@@ -252,7 +241,8 @@ def _worker(out: Path) -> None:
     rank = int(os.environ["RANK"])
     config = TrainConfig(batch_size=PER_PROCESS_BATCH, **DDP_SETTINGS)
     result = train(analyze(SPEC), SPEC, config, out / "run", show_progress=False)
-    torch.save({"model": result.model.state_dict(), "history": result.history},
+    torch.save({"model": result.model.state_dict(), "history": result.history,
+                "ema": result.ema_model.state_dict()},
                out / f"rank-{rank}.pt")
 
 
@@ -269,16 +259,17 @@ def _torchrun(out: Path) -> None:
 def test_two_gloo_ranks_augment_as_one_process_with_the_global_batch_every_time(tmp_path):
     """Both ranks end with the same weights; a repeat of the job gives them bitwise; one process
     with the global batch (the same augmentation of every example) gives them within float
-    rounding, as without augmentation (test_distributed.py)."""
+    rounding, as without augmentation (test_distributed.py). The same for the moving average."""
     _torchrun(tmp_path / "first")
     _torchrun(tmp_path / "again")
     first = [load(tmp_path / "first" / f"rank-{rank}.pt") for rank in (0, 1)]
     again = load(tmp_path / "again" / "rank-0.pt")
     single = run(tmp_path / "single", batch_size=2 * PER_PROCESS_BATCH, **DDP_SETTINGS)
-    for name, tensor in first[0]["model"].items():
-        assert torch.equal(tensor, first[1]["model"][name]), name
-        assert torch.equal(tensor, again["model"][name]), name
-        torch.testing.assert_close(tensor, single.model.state_dict()[name], rtol=1e-4, atol=1e-6)
+    for weights, model in (("model", single.model), ("ema", single.ema_model)):
+        for name, tensor in first[0][weights].items():
+            assert torch.equal(tensor, first[1][weights][name]), name
+            assert torch.equal(tensor, again[weights][name]), name
+            torch.testing.assert_close(tensor, model.state_dict()[name], rtol=1e-4, atol=1e-6)
     for got, want in zip(first[0]["history"], single.history, strict=True):
         assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-5)
 
