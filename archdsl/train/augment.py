@@ -1,12 +1,13 @@
 """Augmentation of training batches: random crop with padding, horizontal flip, cutout.
 
 For the in-memory datasets it runs on the device, as batched tensor ops on each normalized
-batch. Every random choice comes from a CPU torch.Generator seeded from (seed, epoch, step), never
-from the global random state, so an epoch's augmentation is the same however the run got there
-(straight through, or stopped and resumed) and on any device. The draws are made for the whole
-global batch and each rank of a data-parallel run applies its slice of them: the augmentation of an
-example depends on its place in the epoch's order, not on the number of processes, and two ranks
-augment exactly as one process with the global batch would.
+batch. Every random choice comes from a CPU torch.Generator seeded from (seed, epoch), never from
+the global random state, so an epoch's augmentation is the same however the run got there
+(straight through, or stopped and resumed; a run resumes at an epoch's start) and on any device.
+The choices are drawn for every place in the epoch's order and a batch takes those of its places:
+each rank of a data-parallel run takes its slice of the global batch's, so the augmentation of an
+example depends on its place in the order, not on the number of processes or the batch size, and
+two ranks augment exactly as one process with the global batch would.
 
 Image folders get the same operations from torchvision.transforms.v2 (`folder_transforms`), which
 their DataLoader's workers draw from seeds of their own.
@@ -65,64 +66,55 @@ class Augmentation:
 
     def for_epoch(self, epoch: int, count: int, device: torch.device) -> "EpochAugmentation":
         """The augmentation of one epoch (from 1) over a set of `count` examples."""
-        flipped = None
-        if self.flip == "alternating":
-            # As airbench does: a random half of the examples flipped in the first epoch, and
-            # every example flipped in alternate epochs from then on.
-            first = torch.randint(0, 2, (count,), dtype=torch.bool,
-                                  generator=torch.Generator().manual_seed(
-                                      stream_seed("alternating flip", self.seed)))
-            flipped = (first ^ bool((epoch - 1) % 2)).to(device)
-        return EpochAugmentation(self, epoch, flipped)
-
-
-@dataclass(frozen=True)
-class Draws:
-    """The random choices for a global batch: per example, its crop's offsets (0 to 2 × crop),
-    whether it is flipped, and its cutout's centre; None for an operation that is off."""
-
-    top: torch.Tensor | None
-    left: torch.Tensor | None
-    flip: torch.Tensor | None
-    centre_row: torch.Tensor | None
-    centre_column: torch.Tensor | None
-
-    def part(self, part: slice, device: torch.device) -> "Draws":
-        return Draws(*(None if value is None else value[part].to(device)
-                       for value in (self.top, self.left, self.flip, self.centre_row,
-                                     self.centre_column)))
+        return EpochAugmentation(self, epoch, count, device)
 
 
 class EpochAugmentation:
-    def __init__(self, settings: Augmentation, epoch: int, flipped: torch.Tensor | None):
-        self.settings, self.epoch, self.flipped = settings, epoch, flipped
+    """One epoch's random choices, drawn when it starts for every place in its order (the
+    order the batches take the examples in), and moved to the device once: a batch takes its
+    slice, with no draw and no copy from the host per step. Per place: the crop's offsets in
+    the padded image (0 to 2 × crop), whether the example is flipped, and the cutout's centre
+    (a fraction of the height and width); None for an operation that is off."""
 
-    def draws(self, step: int, total: int, height: int, width: int) -> Draws:
-        """The choices for global batch `step` (from 0) of `total` examples; the same for every
-        rank, drawn in a fixed order."""
-        settings = self.settings
-        generator = torch.Generator().manual_seed(
-            stream_seed("augment", settings.seed, self.epoch, step))
-        top = left = flip = centre_row = centre_column = None
+    def __init__(self, settings: Augmentation, epoch: int, count: int, device: torch.device):
+        self.settings = settings
+        generator = torch.Generator().manual_seed(stream_seed("augment", settings.seed, epoch))
+
+        def draw(*arguments, **options):
+            return torch.randint(*arguments, (count,), generator=generator, **options).to(device)
+
+        self.top = self.left = self.flip = self.flipped = self.row = self.column = None
         if settings.crop:
-            top = torch.randint(0, 2 * settings.crop + 1, (total,), generator=generator)
-            left = torch.randint(0, 2 * settings.crop + 1, (total,), generator=generator)
+            self.top, self.left = draw(0, 2 * settings.crop + 1), draw(0, 2 * settings.crop + 1)
         if settings.flip == "random":
-            flip = torch.randint(0, 2, (total,), dtype=torch.bool, generator=generator)
+            self.flip = draw(0, 2, dtype=torch.bool)
+        elif settings.flip == "alternating":
+            # As airbench does: a random half of the examples flipped in the first epoch, and
+            # every example flipped in alternate epochs from then on. By example, not by place.
+            first = torch.randint(0, 2, (count,), dtype=torch.bool,
+                                  generator=torch.Generator().manual_seed(
+                                      stream_seed("alternating flip", settings.seed)))
+            self.flipped = (first ^ bool((epoch - 1) % 2)).to(device)
         if settings.cutout:
-            centre_row = torch.randint(0, height, (total,), generator=generator)
-            centre_column = torch.randint(0, width, (total,), generator=generator)
-        return Draws(top, left, flip, centre_row, centre_column)
+            self.row, self.column = (torch.rand(count, dtype=torch.float64, generator=generator)
+                                     .to(device) for _ in range(2))
 
-    def __call__(self, images: torch.Tensor, examples: torch.Tensor, step: int, part: slice,
-                 total: int) -> torch.Tensor:
-        """Augment one rank's normalized batch N×C×H×W: `examples` are the examples' indices in
-        the set (alternating flip follows each example), `part` the batch's place in the global
-        batch `step` of `total` examples."""
-        draws = self.draws(step, total, *images.shape[-2:]).part(part, images.device)
-        flip = draws.flip if self.flipped is None else self.flipped[examples]
-        return augment_batch(images, self.settings, draws.top, draws.left, flip,
-                             draws.centre_row, draws.centre_column)
+    def __call__(self, images: torch.Tensor, examples: torch.Tensor,
+                 places: slice) -> torch.Tensor:
+        """Augment a normalized batch N×C×H×W: `examples` are its examples' indices in the set,
+        `places` where the batch lies in the epoch's order (a rank's slice of a global batch)."""
+        height, width = images.shape[-2:]
+
+        def take(draws):
+            return None if draws is None else draws[places]
+
+        def centre(fractions, size):
+            return None if fractions is None else \
+                (fractions[places] * size).long().clamp_(max=size - 1)
+
+        flip = take(self.flip) if self.flipped is None else self.flipped[examples]
+        return augment_batch(images, self.settings, take(self.top), take(self.left), flip,
+                             centre(self.row, height), centre(self.column, width))
 
 
 def augment_batch(images: torch.Tensor, settings: Augmentation, top=None, left=None, flip=None,

@@ -41,7 +41,7 @@ class DeviceBatches:
             generator = torch.Generator().manual_seed(seed)
             order = torch.randperm(count, generator=generator).to(self.device)
         global_batch = batch_size * world
-        for step, start in enumerate(range(0, count, global_batch)):
+        for start in range(0, count, global_batch):
             stop = min(start + global_batch, count)
             share = -(-(stop - start) // world)  # the tail is split the same way on every rank
             lo = min(start + rank * share, stop)
@@ -50,8 +50,7 @@ class DeviceBatches:
             images = normalize(self.images[index])
             if augment is not None:
                 examples = torch.arange(lo, hi, device=self.device) if order is None else index
-                images = augment(images, examples, step, slice(lo - start, hi - start),
-                                 stop - start)
+                images = augment(images, examples, slice(lo, hi))
             if self.channels_last and images.dim() == 4:
                 images = images.contiguous(memory_format=torch.channels_last)
             elif augment is not None:

@@ -120,6 +120,12 @@ def test_each_rank_augments_its_slice_as_one_process_augments_the_global_batch()
         assert torch.equal(torch.cat([first_labels, second_labels]), labels)
 
 
+def test_an_example_is_augmented_by_its_place_in_the_order_whatever_the_batch_size():
+    data, settings = split(43), Augmentation(**ALL_ON, seed=3)
+    small, large = epoch_batches(settings, data, batch=5), epoch_batches(settings, data, batch=43)
+    assert torch.equal(torch.cat([images_ for images_, _ in small]), large[0][0])
+
+
 def test_alternating_flip_flips_a_random_half_first_then_every_example_each_other_epoch():
     data = split(200, (1, 5, 5))
     settings = Augmentation(flip="alternating", seed=4)
@@ -304,6 +310,14 @@ def test_cli_trains_an_image_folder_with_augmentation_and_refuses_alternating_fl
     assert result.exit_code == 2, result.output
     assert "error: --flip alternating follows each example of a dataset held in memory" \
         in result.stderr
+
+
+def test_nproc_passes_the_augmentation_to_its_processes():
+    from archdsl.cli.run_commands import _train_arguments
+    arguments = _train_arguments("net.spec", Path("runs/net"), False, None, dict(
+        crop=2, crop_padding="zero", flip="alternating", cutout=None, tta="flip-shift", ema=0.9))
+    assert arguments == ["net.spec", "--out", "runs/net", "--crop", "2", "--crop-padding", "zero",
+                         "--flip", "alternating", "--tta", "flip-shift", "--ema", "0.9"]
 
 
 def test_cli_refuses_a_crop_wider_than_the_image(tmp_path):
