@@ -95,10 +95,15 @@ class Analysis:
 
     def _repr_html_(self) -> str:
         """A notebook's display: what `check` prints, its table, totals and the spec's
-        assertions (report.render_check), with the warnings check prints to standard error."""
+        assertions (report.render_check), with the warnings check prints to standard error.
+        Analysed at a batch above 1, also the memory of a training step at it, as
+        `check --batch` prints it."""
         from .budget import check_budget
+        from .memory import planned_training_memory
         from .report import render_check
-        return render_check(self, check_budget(self), "html")
+        memory = planned_training_memory(self, self.totals.batch) if self.totals.batch > 1 \
+            else None
+        return render_check(self, check_budget(self, memory), "html", memory)
 
 
 def analyze(spec: Spec | str, input: Shape | str | None = None, batch: int = 1) -> Analysis:

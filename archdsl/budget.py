@@ -1,7 +1,7 @@
 """Budget assertions: `assert params < 100k` in a spec, checked against the analysis' totals.
 
 A bound is a number with an optional suffix, case-insensitive: k, M, G multiply by 10³, 10⁶,
-10⁹; Ki, Mi, Gi by 2¹⁰, 2²⁰, 2³⁰ (for the byte metrics). `archdsl check` prints every
+10⁹; Ki, Mi, Gi by 2¹⁰, 2²⁰, 2³⁰ (for the byte metrics), which may end in B: 8GiB. `archdsl check` prints every
 assertion's result and exits 1 when one fails, naming it with its position in the spec.
 """
 from __future__ import annotations
@@ -33,18 +33,24 @@ METRICS = {
     "layers": "rows of the analysis",
     "param_bytes": "parameter memory in bytes, float32",
     "activation_bytes": "forward activation memory in bytes, float32, at the --batch",
+    "train_memory": "training memory in bytes (parameters, buffers, gradients, optimizer state "
+                    "and what backward keeps), float32, at the --batch, else the spec's "
+                    "train(batch_size=…)",
     "output": "elements of the network's output",
 }
 
+# The metrics that count bytes: their bounds may end in B (8GiB).
+BYTE_METRICS = ("param_bytes", "activation_bytes", "train_memory")
+
 SUFFIXES = {"": 1, "k": 10 ** 3, "m": 10 ** 6, "g": 10 ** 9,
             "ki": 2 ** 10, "mi": 2 ** 20, "gi": 2 ** 30}
-_BOUND = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([kmg]i?)?", re.IGNORECASE)
+_BOUND = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([kmg]i?)?b?", re.IGNORECASE)
 
 COMPARATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
 def parse_bound(text: str) -> Decimal:
-    """`100k` -> 100000, `1.5M` -> 1500000, `2Mi` -> 2097152 (exact, as a Decimal)."""
+    """`100k` -> 100000, `1.5M` -> 1500000, `2Mi` and `2MiB` -> 2097152 (exact, as a Decimal)."""
     match = _BOUND.fullmatch(text)
     if match is None:
         raise ValueError(f"not a bound: {text!r}")
@@ -52,7 +58,12 @@ def parse_bound(text: str) -> Decimal:
     return Decimal(number) * SUFFIXES[(suffix or "").lower()]
 
 
-def metric_value(analysis: "Analysis", metric: str) -> int:
+def metric_value(analysis: "Analysis", metric: str, memory=None) -> int:
+    """The metric's value; `memory`, the TrainingMemory that train_memory reads (by default
+    the step `archdsl train` would take with the spec's settings)."""
+    if metric == "train_memory":
+        from .memory import planned_training_memory
+        return (memory or planned_training_memory(analysis)).total
     if metric == "layers":
         return len(analysis.rows)
     if metric == "output":
@@ -86,12 +97,13 @@ class BudgetError(ArchDSLError):
     exit_code = 1
 
 
-def check_budget(analysis: "Analysis") -> list[BudgetResult]:
-    """Every assertion of the analysed spec, in the order written, with its metric's value."""
+def check_budget(analysis: "Analysis", memory=None) -> list[BudgetResult]:
+    """Every assertion of the analysed spec, in the order written, with its metric's value
+    (train_memory from `memory`, a memory.TrainingMemory, where given)."""
     spec = analysis.spec
     results = []
     for assertion in (spec.assertions if spec is not None else ()):
-        value, bound = metric_value(analysis, assertion.metric), resolve(assertion.bound)
+        value, bound = metric_value(analysis, assertion.metric, memory), resolve(assertion.bound)
         passed = COMPARATORS[assertion.comparator](value, bound)
         results.append(BudgetResult(assertion, bound, value, passed))
     return results

@@ -24,6 +24,13 @@ class Network(nn.Module):
         self._by_name = {name: module for module, name, _ in self._order}
         previous = [INPUT] + [name for _, name, _ in self._order[:-1]]
         self._is_chain = all(inputs == (p,) for (_, _, inputs), p in zip(self._order, previous))
+        # Per step, the values it reads for the last time: forward drops them there, so that a
+        # pass without grad holds only what later steps read (memory.live_bytes_peak's model).
+        last_read = {source: index for index, (_, _, inputs) in enumerate(self._order)
+                     for source in inputs}
+        self._released = [tuple(source for source in dict.fromkeys(inputs)
+                                if last_read[source] == index)
+                          for index, (_, _, inputs) in enumerate(self._order)]
 
     def layer(self, name: str) -> nn.Module:
         """The module of the row `name` (get_submodule fails on names like `double`)."""
@@ -35,8 +42,10 @@ class Network(nn.Module):
                 x = module(x)
             return x
         values = {INPUT: x}
-        for module, name, inputs in self._order:
+        for (module, name, inputs), released in zip(self._order, self._released):
             values[name] = module(*(values[i] for i in inputs))
+            for source in released:
+                del values[source]
         return values[name]
 
 

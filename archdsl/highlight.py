@@ -46,7 +46,7 @@ class ArchDSLLexer(RegexLexer):
             (r"([A-Za-z_]\w*)(\s*)(=)(?!=)", bygroups(Name.Attribute, Whitespace, Operator)),
             (r"[A-Za-z_]\w*", Name),
             (r"\d+(x\d+)+" + _WORD_END, Number.Integer),  # a shape: 1x28x28
-            (r"\d+(\.\d*)?[kKmMgG][iI]?" + _WORD_END, Number),  # a bound: 250k, 1.5M, 1Mi
+            (r"\d+(\.\d*)?([kKmMgG][iI]?[bB]?|[bB])" + _WORD_END, Number),  # a bound: 250k, 1Mi, 8GiB
             (r"(\d+\.\d*|\.\d+)([eE][-+]?\d+)?|\d+[eE][-+]?\d+", Number.Float),
             (r"\d+", Number.Integer),
             (r'"[^"\n]*"|' + r"'[^'\n]*'", String),

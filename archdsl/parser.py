@@ -13,7 +13,7 @@ from lark.exceptions import UnexpectedInput, VisitError
 
 from . import parser_cache
 from .errors import ArchDSLError, Span, SpecFileError, SpecSyntaxError
-from .budget import METRICS, parse_bound
+from .budget import BYTE_METRICS, METRICS, parse_bound
 from .ir import (Argument, AssertDecl, Call, Chain, Definition, Group, InputDecl, Name, Named,
                  Operation, Parallel, Parameter, Repeat, Spec, TrainDecl, parse_shape)
 from .layers.arguments import suggest
@@ -216,6 +216,10 @@ class _ToSpec(Transformer):
         if str(metric) not in METRICS:
             raise ArchDSLError(f"unknown metric {str(metric)!r}{suggest(str(metric), METRICS)}",
                                Span.of(metric), hint="metrics: " + ", ".join(METRICS))
+        if str(bound)[-1] in "bB" and str(metric) not in BYTE_METRICS:
+            raise ArchDSLError(f"{str(bound)!r} ends in B, for bytes, but {metric} counts no "
+                               f"bytes: write {str(bound)[:-1]}", Span.of(bound),
+                               hint="byte metrics: " + ", ".join(BYTE_METRICS))
         return AssertDecl(str(metric), str(comparator), parse_bound(str(bound)), str(bound),
                           Span.of(meta), Span.of(metric))
 

@@ -167,24 +167,70 @@ def render_evaluation(result: dict, fmt: str) -> str:
     return f"{head}\n\n{per_class}\n\n{confusion}"
 
 
-def render_check(analysis: Analysis, budget: list, fmt: str) -> str:
-    """`check`'s output: the analysis, then the spec's assertions (BudgetResults), if any."""
-    if not budget:
-        return render_analysis(analysis, fmt)
+def render_check(analysis: Analysis, budget: list, fmt: str, memory=None,
+                 fit: int | None = None) -> str:
+    """`check`'s output: the analysis; the memory of a training step (a memory.TrainingMemory)
+    where asked for, at the largest batch that fits in `fit` bytes where given; then the spec's
+    assertions (BudgetResults), if any."""
     if fmt == "json":
         data = analysis.to_dict()
-        data["budget"] = [result.to_dict() for result in budget]
+        if memory is not None:
+            data["memory"] = memory.to_dict()
+        if fit is not None:
+            data["fit"] = {"budget": fit,
+                           "batch": memory.batch if memory.total <= fit else None}
+        if budget:
+            data["budget"] = [result.to_dict() for result in budget]
         return json.dumps(data, indent=2, ensure_ascii=False)
-    rows = [("ok" if r.passed else "FAILED", r.statement, f"{r.value:,}",
-             f"line {r.assertion.span.line}") for r in budget]
-    failed = sum(not r.passed for r in budget)
-    title = f"budget: {len(budget) - failed} of {len(budget)} assertions hold"
-    table = _table(rows, fmt, headers=("", "assertion", "value", "where") if fmt == "markdown"
-                   else (), colalign=("left", "left", "right", "left"))
-    if fmt == "html":  # the analysis's block, with the budget inside it
-        return render_analysis(analysis, fmt).removesuffix("\n</div>") + \
-            f"\n{_title(title, fmt)}\n{table}\n</div>"
-    return f"{render_analysis(analysis, fmt)}\n\n{_title(title, fmt)}\n\n{table}"
+    parts = [render_analysis(analysis, fmt)]
+    if fmt == "html":  # one block: the analysis's, with the rest inside it
+        parts = [parts[0].removesuffix("\n</div>")]
+    if memory is not None:
+        parts += [_title(_memory_title(memory, fit), fmt), _memory_table(memory, fmt)]
+    if budget:
+        rows = [("ok" if r.passed else "FAILED", r.statement, f"{r.value:,}",
+                 f"line {r.assertion.span.line}") for r in budget]
+        failed = sum(not r.passed for r in budget)
+        parts += [_title(f"budget: {len(budget) - failed} of {len(budget)} assertions hold", fmt),
+                  _table(rows, fmt, headers=("", "assertion", "value", "where")
+                         if fmt == "markdown" else (),
+                         colalign=("left", "left", "right", "left"))]
+    if fmt == "html":
+        return "\n".join(parts) + "\n</div>" if len(parts) > 1 else parts[0] + "\n</div>"
+    return "\n\n".join(parts)
+
+
+def _memory_title(memory, fit: int | None) -> str:
+    precision = "float32" if memory.precision == "float32" else f"{memory.precision} autocast"
+    title = f"training memory at batch {memory.batch:,}, {precision}, {memory.optimizer_label}"
+    if fit is None:
+        return title
+    if memory.total > fit:
+        return f"{title}: not even one example fits in {human_bytes(fit)}"
+    return f"{title}: the largest batch that fits in {human_bytes(fit)}"
+
+
+def _memory_table(memory, fmt: str) -> str:
+    copies = memory.optimizer_state - memory.step_counters
+    state = (f"{copies // max(1, memory.gradients)} cop"
+             f"{'y' if copies == memory.gradients else 'ies'} of the trainable parameters"
+             if copies else "none")
+    if memory.step_counters:
+        state += f", and {memory.step_counters // 4:,} step counters (kept on the CPU)"
+    rows = [
+        ("parameters", human_bytes(memory.parameters), f"{memory.parameters:,} B"),
+        ("buffers", human_bytes(memory.buffers), "running statistics"),
+        ("gradients", human_bytes(memory.gradients), "one per trainable parameter"),
+        ("optimizer state", human_bytes(memory.optimizer_state),
+         f"{memory.optimizer_label}: {state}"),
+        ("activations", human_bytes(memory.activations),
+         f"what autograd keeps for backward, {memory.activations:,} B"),
+        ("total", human_bytes(memory.total), f"{memory.total:,} B"),
+        ("inference peak", human_bytes(memory.inference_peak),
+         "parameters, buffers and the most activations alive at once, without grad, float32"),
+    ]
+    return _table(rows, fmt, headers=("memory", "bytes", "note") if fmt == "markdown" else (),
+                  colalign=("left", "right", "left"))
 
 
 def render_explanation(explanation, fmt: str) -> str:

@@ -38,7 +38,7 @@ def grammar() -> dict:
         {"name": "variable.other.archdsl", "match": f"\\b{_NAME}"},
         {"name": "constant.numeric.shape.archdsl", "match": f"\\b[0-9]+(x[0-9]+)+{_WORD_END}"},
         {"name": "constant.numeric.bound.archdsl",
-         "match": f"\\b[0-9]+(\\.[0-9]*)?[kKmMgG][iI]?{_WORD_END}"},
+         "match": f"\\b[0-9]+(\\.[0-9]*)?[kKmMgG][iI]?[bB]?{_WORD_END}"},
         {"name": "constant.numeric.float.archdsl",
          "match": "([0-9]+\\.[0-9]*|\\.[0-9]+)([eE][-+]?[0-9]+)?|\\b[0-9]+[eE][-+]?[0-9]+"},
         {"name": "constant.numeric.integer.archdsl", "match": "\\b[0-9]+"},

@@ -128,7 +128,8 @@ def test_batch_scales_activation_bytes():
 @pytest.mark.parametrize("assertion, column, message", [
     ("assert parms < 100k", 8, "unknown metric 'parms' (did you mean 'params'?)"),
     ("assert params = 100k", 15, "unexpected '='"),
-    ("assert params < 100kb", 17, "unexpected"),
+    ("assert params < 100kb", 17, "'100kb' ends in B, for bytes, but params counts no bytes: "
+                                  "write 100k"),
     ("assert params < k", 17, "expected a number such as 100k or 1.5M"),
     ("assert params 100k", 15, "expected a comparison"),
 ])
@@ -156,3 +157,32 @@ def test_assert_is_still_usable_inside_arguments():
     # the keyword is only a keyword where a declaration may start
     spec = parse("input 1x4x4\ndef Block(assertion) = [Conv(assertion, 1)]\nBlock(2)")
     assert analyze(spec).output == (2, 4, 4)
+
+
+@pytest.mark.parametrize("text, value", [("8GiB", 8 * 2 ** 30), ("512MiB", 512 * 2 ** 20),
+                                         ("2GB", 2 * 10 ** 9), ("100B", 100)])
+def test_byte_bounds_may_end_in_b(text, value):
+    assert parse_bound(text) == value
+
+
+def test_train_memory_is_the_step_archdsl_train_would_take():
+    # the spec's train(...) block's batch size and optimizer, unless the command line says
+    from archdsl.memory import training_memory
+
+    text = spec_with("assert train_memory < 8GiB").replace(
+        "\nConv", "\ntrain(batch_size=32, optimizer=sgd, momentum=0)\nConv", 1)
+    analysis = analyze(parse(text))
+    (result,) = check_budget(analysis)
+    assert result.value == training_memory(analysis, 32, "sgd", 0.0).total
+    # SGD without momentum keeps no state: parameters and gradients, what backward keeps
+    assert result.value == 2 * 4 * 206_922 + training_memory(analysis, 32).activations
+    bound = str(result.value) + "B"
+    assert check(text.replace("8GiB", bound)).exit_code == 1  # not < itself
+    assert check(text.replace("< 8GiB", "<= " + bound)).exit_code == 0
+    assert check(text.replace("< 8GiB", "<= " + bound), "--batch", "33").exit_code == 1
+
+
+def test_bytes_bound_a_byte_metric_only():
+    result = check(spec_with("assert macs < 2MB"))
+    assert result.exit_code == 2
+    assert "'2MB' ends in B, for bytes, but macs counts no bytes: write 2M" in result.stderr

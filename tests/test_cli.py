@@ -135,3 +135,70 @@ def test_the_console_script_and_python_m_keep_output_and_exit_status(spec, code,
         assert result.returncode == code, result.stderr
         expected = "206,922" if code == 0 else f"{spec}:1:1: spec file does not exist"
         assert expected in getattr(result, stream)
+
+
+def test_check_batch_adds_the_training_step_memory():
+    from archdsl.memory import training_memory
+
+    result = invoke("check", SIMPLE, "--batch", "32")
+    assert result.exit_code == 0, result.output
+    memory = training_memory(archdsl_analysis(SIMPLE), 32)
+    assert "training memory at batch 32, float32, Adam" in result.stdout
+    assert f"{memory.total:,} B" in result.stdout
+    assert f"what autograd keeps for backward, {memory.activations:,} B" in result.stdout
+    assert "Adam: 2 copies of the trainable parameters, and 8 step counters" in result.stdout
+    plain = invoke("check", SIMPLE)
+    assert "training memory" not in plain.stdout
+
+
+def archdsl_analysis(path):
+    import archdsl
+    return archdsl.analyze(archdsl.parse(Path(path).read_text(), path))
+
+
+@pytest.mark.parametrize("options, optimizer, precision", [
+    ([], "adam", "float32"), (["--optimizer", "sgd"], "sgd", "float32"),
+    (["--amp", "bf16"], "adam", "bf16"), (["--optimizer", "adamw", "--amp", "bf16"], "adamw",
+                                          "bf16")])
+def test_check_json_carries_the_memory_figures(options, optimizer, precision):
+    from archdsl.memory import training_memory
+
+    result = invoke("check", SIMPLE, "--batch", "8", "--format", "json", *options)
+    data = json.loads(result.stdout)
+    assert data["memory"] == training_memory(archdsl_analysis(SIMPLE), 8, optimizer, 0.9,
+                                             precision).to_dict()
+    assert data["memory"]["precision"] == precision
+    assert set(data) == {"schema", "name", "input", "output", "layers", "totals", "memory"}
+
+
+def test_check_fit_finds_the_largest_batch_in_the_budget():
+    from archdsl.memory import training_memory
+
+    result = invoke("check", SIMPLE, "--fit", "64MiB", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    batch = data["fit"]["batch"]
+    assert data["fit"]["budget"] == 64 * 2 ** 20 and data["memory"]["batch"] == batch
+    analysis = archdsl_analysis(SIMPLE)
+    assert training_memory(analysis, batch).total <= 64 * 2 ** 20 < \
+        training_memory(analysis, batch + 1).total
+    text = invoke("check", SIMPLE, "--fit", "64MiB").stdout
+    assert f"training memory at batch {batch:,}, float32, Adam: the largest batch that fits in " \
+           f"64.0 MiB" in text
+
+
+def test_check_fit_where_nothing_fits_exits_1():
+    from archdsl.memory import training_memory
+
+    result = invoke("check", SIMPLE, "--fit", "1MiB")
+    assert result.exit_code == 1
+    assert "not even one example fits in 1.0 MiB" in result.stdout
+    one = training_memory(archdsl_analysis(SIMPLE), 1).total
+    assert f"error: not even one example fits in 1MiB: a training step at batch 1 takes " \
+           f"{one:,} bytes" in result.output
+
+
+def test_check_fit_refuses_a_size_it_cannot_read():
+    result = invoke("check", SIMPLE, "--fit", "lots")
+    assert result.exit_code == 2
+    assert "not a size: 'lots'; write 16GiB, 8G or 512MiB" in result.output

@@ -8,25 +8,60 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (BatchOption, FormatOption, Format, InputOption, SpecArgument, app, load,
-                     parse_or_exit, run_or_exit)
+                     Optimizer, Precision, parse_or_exit, run_or_exit)
 
 
 @app.command()
-def check(spec: SpecArgument, input: InputOption = None, format: FormatOption = Format.table,
-          batch: BatchOption = 1):
+def check(
+    spec: SpecArgument, input: InputOption = None, format: FormatOption = Format.table,
+    batch: Annotated[Optional[int], typer.Option(
+        "--batch", min=1, help="Batch size for activation memory; adds the memory of a training "
+                               "step at this batch to the totals.")] = None,
+    fit: Annotated[Optional[str], typer.Option(
+        metavar="SIZE", help="The largest batch whose training memory fits in SIZE (16GiB, "
+                             "8G, 512MiB), with its breakdown.")] = None,
+    optimizer: Annotated[Optional[Optimizer], typer.Option(
+        help="The optimizer whose state training memory counts (default: the spec's "
+             "train(...), else adam).")] = None,
+    amp: Annotated[Optional[Precision], typer.Option(
+        help="Training memory under autocast: bf16 or fp16 (default: the spec's train(...), "
+             "else off).")] = None,
+):
     """Every layer's output shape, parameters and MACs, then the totals.
 
-    Exits 1 when one of the spec's assertions (`assert params < 100k`) fails."""
-    from ..budget import check_budget, failures
+    With --batch, --fit or --optimizer, also the memory of a training step: parameters,
+    gradients, optimizer state, what autograd keeps for backward, and the inference peak.
+    Exits 1 when one of the spec's assertions (`assert params < 100k`) fails, or when not
+    even one example fits in --fit."""
+    from ..budget import check_budget, failures, parse_bound
+    from ..memory import largest_batch, planned_training_memory, training_memory
     from ..report import render_check
 
-    analysis = load(spec, input, batch)
-    results = check_budget(analysis)
-    typer.echo(render_check(analysis, results, format.value))
+    analysis = load(spec, input, batch or 1)
+    memory = fitted = None
+    if batch is not None or fit is not None or optimizer is not None or amp is not None:
+        memory = planned_training_memory(analysis, batch, optimizer and optimizer.value,
+                                         amp and amp.value)
+    if fit is not None:
+        try:
+            budget = int(parse_bound(fit))
+        except ValueError:
+            raise typer.BadParameter(f"not a size: {fit!r}; write 16GiB, 8G or 512MiB",
+                                     param_hint="--fit") from None
+        fitted = largest_batch(analysis, budget, memory.optimizer, memory.momentum,
+                               memory.precision)
+        memory = fitted or training_memory(analysis, 1, memory.optimizer, memory.momentum,
+                                           memory.precision)
+    results = check_budget(analysis, memory)
+    typer.echo(render_check(analysis, results, format.value, memory,
+                            budget if fit is not None else None))
     failed = failures(results)
     for error in failed:
         typer.echo(error.render(analysis.spec.text, analysis.spec.filename), err=True)
-    if failed:
+    if fit is not None and fitted is None:
+        typer.echo(f"error: not even one example fits in {fit}: a training step at batch 1 "
+                   f"takes {memory.total:,} bytes", err=True)
+    if failed or (fit is not None and fitted is None):
         raise typer.Exit(1)
 
 

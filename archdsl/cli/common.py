@@ -11,12 +11,19 @@ from .. import __version__
 from ..analysis import Analysis, analyze
 from ..errors import ArchDSLError
 from ..ir import parse_shape
+from ..optimizers import OPTIMIZERS
 from ..parser import parse, read_text
-from ..train.config import TrainConfig
+from ..train.config import PRECISIONS, TrainConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Describe convolutional networks as text; check shapes, parameters and "
                        "cost exactly.")
+
+
+Optimizer = Enum("Optimizer", {name: name for name in OPTIMIZERS}, type=str)
+
+
+Precision = Enum("Precision", {name: name for name in PRECISIONS}, type=str)
 
 
 class Format(str, Enum):

@@ -9,13 +9,10 @@ import typer
 
 from ..report import render_evaluation
 from ..train.config import MAX_SEED, TrainConfig
-from .common import FormatOption, Format, InputOption, SpecArgument, app, load, run_or_exit, warn
+from .common import (FormatOption, Format, InputOption, Optimizer, Precision, SpecArgument, app,
+                     load, run_or_exit, warn)
 
 
-class Optimizer(str, Enum):
-    sgd = "sgd"
-    adam = "adam"
-    adamw = "adamw"
 
 
 class Scheduler(str, Enum):
@@ -23,12 +20,6 @@ class Scheduler(str, Enum):
     step = "step"
     cosine = "cosine"
     onecycle = "onecycle"
-
-
-class Precision(str, Enum):
-    off = "off"
-    bf16 = "bf16"
-    fp16 = "fp16"
 
 
 def _choices(setting: str) -> type[Enum]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from ..errors import ArgumentError
-from .base import Facts, Layer, register
+from .base import Facts, Kept, Layer, register
 from .geometry import Shape
 from .torch_call import Inferred, TorchCall
 
@@ -135,8 +135,15 @@ class PReLU(_Elementwise):
     per_channel: bool = False
     init: float = 0.25
 
+    autocast = "lower"
+
     def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
         return {"weight": (shape[0] if self.per_channel else 1,)}
+
+    def kept(self, facts: Facts) -> tuple[Kept, ...]:
+        return (Kept("input", facts.inputs[0]),
+                Kept("weight", dict(facts.parameters)["weight"], per_example=False,
+                     parameter=True))
 
     def torch_call(self, facts: Facts) -> TorchCall:
         slopes = dict(facts.parameters)["weight"][0]

@@ -38,6 +38,12 @@ class Kept:
     # torch's matmul reshapes a channels-last view of the input, which copies it (a new storage
     # of the input's size) except at batch 1, where the reshape is a view.
     copied_above_batch_1: bool = False
+    # Of the type the layer computes in (float32, or bfloat16 under autocast), not `itemsize`
+    # always: Dropout's mask. Statistics and indices keep their types.
+    typed: bool = False
+    # A parameter (a convolution's weight): not counted, except for the copy in bfloat16 that
+    # autocast makes and the layer keeps.
+    parameter: bool = False
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -50,6 +56,7 @@ class Facts:
     parameters: tuple[tuple[str, Shape], ...] = ()  # torch's names and shapes, in torch's order
     biases: tuple[str, ...] = ()  # which of the parameters are biases: the layer says
     buffers: tuple[tuple[str, Shape], ...] = ()
+    buffer_bytes: int = 0  # float32 but for the integer ones (BatchNorm's num_batches_tracked)
     macs: int = 0  # multiply-accumulates per example; conv and linear only (torchvision's rule)
     window: tuple[tuple[int, int], ...] | None  # (kernel extent, stride) per spatial axis;
     #                                             None where an output sees no single window
@@ -59,6 +66,11 @@ class Facts:
     # Where the output lives: "new" storage, "input" (a view of the first input: Flatten,
     # Chunk) or "parameter" (a view of a parameter: LayerScale's scale), no activation.
     output_storage: str = "new"
+    # The same in eval mode, without grad, where it differs: Dropout passes its input through.
+    inference_storage: str = "new"
+    # How torch.autocast runs the layer on the CPU (Layer.autocast): "lower" in bfloat16,
+    # "float32", or "follow" its inputs' type.
+    autocast: str = "follow"
 
     @property
     def params(self) -> int:
@@ -142,6 +154,13 @@ class Layer:
     # input's or output's shape: "input", "output", or None (nothing). Layers that keep more
     # override `kept`.
     keeps: ClassVar[str | None] = None
+    # How torch.autocast runs it on the CPU: "lower" (in bfloat16: convolutions and matrix
+    # products, which keep a bfloat16 copy of their weight), "float32" (cast up), or "follow"
+    # (in its input's type, the widest of its inputs'). CUDA's lists differ for a few layers
+    # (LayerNorm, GroupNorm and Softmax run in float32 there).
+    autocast: ClassVar[str] = "follow"
+    # Bytes per element of the buffers that are not float32, by name.
+    buffer_itemsizes: ClassVar[dict[str, int]] = {}
     frozen: bool = dataclasses.field(default=False, kw_only=True)
 
     def check(self) -> None:
@@ -177,7 +196,9 @@ class Layer:
         parameters are biases (this class's bias_parameters)."""
         return {"parameters": tuple(parameters.items()),
                 "biases": tuple(name for name in parameters if name in self.bias_parameters),
-                "buffers": tuple((buffers or {}).items())}
+                "buffers": tuple((buffers or {}).items()),
+                "buffer_bytes": sum(numel(shape) * self.buffer_itemsizes.get(name, 4)
+                                    for name, shape in (buffers or {}).items())}
 
     def described(self, facts: Facts) -> Facts:
         """The facts, made with an empty description, completed: describe reads the rest of them,
@@ -188,6 +209,8 @@ class Layer:
         object.__setattr__(facts, "saved", tuple(dataclasses.astuple(kept)
                                                  for kept in self.kept(facts)))
         object.__setattr__(facts, "output_storage", self.output_storage(facts))
+        object.__setattr__(facts, "inference_storage", self.inference_storage(facts))
+        object.__setattr__(facts, "autocast", self.autocast_policy(facts))
         return facts
 
     def kept(self, facts: Facts) -> tuple[Kept, ...]:
@@ -200,6 +223,14 @@ class Layer:
     def output_storage(self, facts: Facts) -> str:
         """"new", "input" (the output is a view of the first input) or "parameter"."""
         return "input" if self.passes_through else "new"
+
+    def autocast_policy(self, facts: Facts) -> str:
+        """How torch.autocast runs the layer at these shapes on the CPU (see `autocast`)."""
+        return self.autocast
+
+    def inference_storage(self, facts: Facts) -> str:
+        """output_storage in eval mode: the same but for layers that act in training only."""
+        return self.output_storage(facts)
 
     def settings(self, *first: str) -> str:
         """`first`, then the arguments that differ from their defaults, as written:

@@ -8,7 +8,7 @@ from typing import Annotated, Union
 
 from ..errors import ArgumentError, ShapeError
 from .arguments import Min, Padding, PositiveInt, Size
-from .base import Layer, register, WindowFacts
+from .base import Facts, Kept, Layer, register, WindowFacts
 from .torch_call import Inferred, TorchCall
 from .geometry import (axis_names, format_output, format_shape, format_size, format_unless, numel,
                        per_axis, product, Shape, spatial_input, Window, window_output)
@@ -21,7 +21,7 @@ class _Convolution(Layer):
     """Shared by Conv and ConvTranspose: the same arguments, read per spatial axis."""
 
     kind = "conv"
-    keeps = "input"  # for the weight's gradient; the weight, a parameter, is not counted
+    autocast = "lower"
     torch_inferred = "input channels"
     torch_keywords = {"in_channels": None, "out_channels": "out", "kernel_size": "kernel"}
     torch_fixed = {"padding_mode": "zeros"}
@@ -51,6 +51,13 @@ class _Convolution(Layer):
                            {"weight": weight}),
             kernel=kernel, stride=stride, padding=padding, dilation=dilation,
             output_padding=output_padding))
+
+    def kept(self, facts: Facts) -> tuple[Kept, ...]:
+        # The input for the weight's gradient, the weight for the input's; whichever needs none,
+        # torch keeps both.
+        return (Kept("input", facts.inputs[0]),
+                Kept("weight", dict(facts.parameters)["weight"], per_example=False,
+                     parameter=True))
 
     def _arithmetic(self, shape: Shape, kernel, stride, padding, dilation, output_padding):
         """(output shape, weight shape, MACs, window) from the geometry, one value per axis."""

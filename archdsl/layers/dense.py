@@ -48,6 +48,7 @@ class Linear(Layer):
     the channels of a C×H×W map at each position (ConvNeXt's Permute -> Linear -> Permute)."""
 
     kind = "linear"
+    autocast = "lower"
     torch_inferred = "input features"
     torch_keywords = {"in_features": None, "out_features": "out"}
     # nn.Linear on a C×H×W map reads the last axis: the channels after a permute
@@ -91,13 +92,15 @@ class Linear(Layer):
         return data
 
     def kept(self, facts: Facts) -> tuple[Kept, ...]:
-        # The input serves the weight's gradient only (the input's needs the weight alone):
-        # frozen, torch keeps none. Convolutions keep theirs either way.
-        if self.frozen:
-            return ()
+        # The input serves the weight's gradient only, the weight the input's: frozen, torch
+        # keeps no input, and on the network's input no weight. Convolutions keep both always.
         shape, = facts.inputs
+        weight = Kept("weight", dict(facts.parameters)["weight"], per_example=False,
+                      parameter=True, when=("input",))
+        if self.frozen:
+            return (weight,)
         # Pointwise, the channels-last view of the input, reshaped to rows of channels.
-        return (Kept("input", shape, copied_above_batch_1=math.prod(shape[1:]) > 1),)
+        return (Kept("input", shape, copied_above_batch_1=math.prod(shape[1:]) > 1), weight)
 
     def describe(self, facts: Facts) -> str:
         shape, = facts.inputs
@@ -129,13 +132,16 @@ class Dropout(Layer):
         if self.p == 0:
             return ()
         if self.p == 1:  # the input times a zero scalar
-            return (Kept("zero", (), per_example=False),)
-        # The CPU's dropout keeps a float32 mask (the input's shape, already divided by 1 − p);
-        # CUDA's fused native_dropout keeps a bool one, 1 byte an element. Predicted for the CPU.
-        return (Kept("mask", facts.inputs[0]),)
+            return (Kept("zero", (), per_example=False, typed=True),)
+        # The CPU's dropout keeps a mask of the input's type (already divided by 1 − p); CUDA's
+        # fused native_dropout keeps a bool one, 1 byte an element. Predicted for the CPU.
+        return (Kept("mask", facts.inputs[0], typed=True),)
 
     def output_storage(self, facts: Facts) -> str:
         return "input" if self.p == 0 else "new"  # p=0 returns the input itself
+
+    def inference_storage(self, facts: Facts) -> str:
+        return "input"  # in eval mode, torch returns the input itself
 
     def torch_call(self, facts: Facts) -> TorchCall:
         return TorchCall.of("torch.nn:Dropout", ("p", self.given("p")), positional=1, p=0.5)

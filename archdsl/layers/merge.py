@@ -189,7 +189,8 @@ class Multiply(_Merge):
         product = facts.inputs[0]
         for index in range(1, len(facts.inputs)):
             if index > 1:
-                kept.append(Kept(f"product{index - 1}", product, when=(names[index],)))
+                kept.append(Kept(f"product{index - 1}", product, when=(names[index],),
+                                 typed=True))
             kept.append(Kept(names[index], facts.inputs[index], when=tuple(names[:index])))
             product = tuple(map(max, product, facts.inputs[index]))
         return tuple(kept)

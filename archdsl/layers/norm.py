@@ -48,6 +48,8 @@ class BatchNorm(Layer):
     def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
         return {"weight": (shape[0],), "bias": (shape[0],)} if self.affine else {}
 
+    buffer_itemsizes = {"num_batches_tracked": 8}  # int64
+
     def buffer_shapes(self, shape: Shape) -> dict[str, Shape]:
         if not self.track_running_stats:
             return {}
@@ -60,9 +62,12 @@ class BatchNorm(Layer):
     def kept(self, facts: Facts) -> tuple[Kept, ...]:
         # In training, the batch's mean and inverse deviation per channel: not per example.
         # The running statistics are buffers, not counted.
-        channels = (facts.inputs[0][0],)
-        return (Kept("input", facts.inputs[0]), Kept("save_mean", channels, per_example=False),
-                Kept("save_invstd", channels, per_example=False))
+        # They are float32 where float32 weights or running statistics take part, else of the
+        # input's type (bfloat16 under autocast).
+        channels, typed = (facts.inputs[0][0],), not (self.affine or self.track_running_stats)
+        return (Kept("input", facts.inputs[0]),
+                Kept("save_mean", channels, per_example=False, typed=typed),
+                Kept("save_invstd", channels, per_example=False, typed=typed))
 
     def describe(self, facts: Facts) -> str:
         return f"{self._torch_name(facts)}({facts.inputs[0][0]})"
@@ -124,7 +129,9 @@ class LayerNorm(Layer):
     def kept(self, facts: Facts) -> tuple[Kept, ...]:
         shape, = facts.inputs
         positions = (*shape[1:], 1)  # a mean and 1/deviation at each position of each example
-        return (Kept("input", shape), Kept("mean", positions), Kept("rstd", positions))
+        # float32 beside a float32 weight, else of the input's type
+        return (Kept("input", shape), Kept("mean", positions, typed=not self.affine),
+                Kept("rstd", positions, typed=not self.affine))
 
     def describe(self, facts: Facts) -> str:
         shape, = facts.inputs
@@ -175,7 +182,9 @@ class GroupNorm(Layer):
 
     def kept(self, facts: Facts) -> tuple[Kept, ...]:
         groups = (self.groups,)  # the mean and 1/deviation of each example's groups
-        return (Kept("input", facts.inputs[0]), Kept("mean", groups), Kept("rstd", groups))
+        # float32 beside a float32 weight, else of the input's type
+        return (Kept("input", facts.inputs[0]), Kept("mean", groups, typed=not self.affine),
+                Kept("rstd", groups, typed=not self.affine))
 
     def describe(self, facts: Facts) -> str:
         return f"GroupNorm({self.settings(str(facts.inputs[0][0]))})"
@@ -218,6 +227,8 @@ class InstanceNorm(Layer):
     def parameter_shapes(self, shape: Shape) -> dict[str, Shape]:
         return _affine(self, shape[0])
 
+    buffer_itemsizes = {"num_batches_tracked": 8}  # int64
+
     def buffer_shapes(self, shape: Shape) -> dict[str, Shape]:
         if not self.track_running_stats:
             return {}
@@ -241,7 +252,10 @@ class InstanceNorm(Layer):
         channels = (facts.inputs[0][0],)
         repeated = ["save_mean", "save_invstd"] + ["weight"] * self.affine + \
             ["running_mean", "running_var"] * self.track_running_stats
-        return (Kept("input", facts.inputs[0]), *(Kept(name, channels) for name in repeated))
+        # All float32 where the float32 weight takes part; else of the input's type, the
+        # running statistics repeated in it too.
+        return (Kept("input", facts.inputs[0]),
+                *(Kept(name, channels, typed=not self.affine) for name in repeated))
 
     def describe(self, facts: Facts) -> str:
         return f"{self._torch_name(facts)}({self.settings(str(facts.inputs[0][0]))})"

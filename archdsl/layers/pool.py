@@ -36,6 +36,11 @@ class _WindowPool(Layer):
     kind = "pool"
     torch_keywords = {"kernel_size": "kernel"}
 
+    def autocast_policy(self, facts: Facts) -> str:
+        # autocast's CPU list runs the 3-d pools (max_pool3d, avg_pool3d, adaptive_avg_pool3d)
+        # in float32
+        return "float32" if len(facts.inputs[0]) == 4 else "follow"
+
     @classmethod
     def from_torch_module(cls, module, shape: Shape) -> dict:
         return cls._default_stride(super().from_torch_module(module, shape))
@@ -163,6 +168,11 @@ class AdaptiveAvgPool(Layer):
                           for n in (1, 2, 3)}, **MEANS}
 
     size: Size
+
+    def autocast_policy(self, facts: Facts) -> str:
+        # autocast's CPU list runs the 3-d pools (max_pool3d, avg_pool3d, adaptive_avg_pool3d)
+        # in float32
+        return "float32" if len(facts.inputs[0]) == 4 else "follow"
 
     @classmethod
     def from_torch_call(cls, function: str, settings: dict, shape: Shape) -> dict | None:

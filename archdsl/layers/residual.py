@@ -85,11 +85,15 @@ class StochasticDepth(Layer):
     p: Probability
     mode: Literal["row", "batch"] = "row"
 
+    def inference_storage(self, facts: Facts) -> str:
+        return "input"  # in eval mode, torchvision's stochastic_depth returns the input itself
+
     def kept(self, facts: Facts) -> tuple[Kept, ...]:
         # The product's other factor: the noise, one value per example (row) or per batch.
         if self.p == 0:
             return ()
-        return (Kept("noise", tuple(1 for _ in facts.inputs[0]), per_example=self.mode == "row"),)
+        return (Kept("noise", tuple(1 for _ in facts.inputs[0]), per_example=self.mode == "row",
+                     typed=True),)
 
     def output_storage(self, facts: Facts) -> str:
         return "input" if self.p == 0 else "new"  # p=0 returns the input itself

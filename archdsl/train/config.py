@@ -11,7 +11,9 @@ from ..binding import resolve_arguments
 from ..errors import ArgumentError, RunError
 from ..layers.arguments import (bind_arguments, checked_field, Min, PositiveFloat, PositiveInt,
                                 Probability, suggest)
+from ..optimizers import OPTIMIZERS
 
+PRECISIONS = ("off", "bf16", "fp16")  # amp: off, or the type autocast lowers to
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "synthetic")  # besides image folders
 
 NonNegativeFloat = Annotated[float, Min(0.0), "a non-negative number"]
@@ -29,7 +31,7 @@ class TrainConfig:
     epochs: PositiveInt = 3
     batch_size: PositiveInt = 64
     lr: PositiveFloat = 1e-3
-    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    optimizer: Literal[tuple(OPTIMIZERS)] = "adam"
     momentum: NonNegativeFloat = 0.9
     weight_decay: Optional[NonNegativeFloat] = None  # None: the optimizer's own default
     scheduler: Literal["none", "step", "cosine", "onecycle"] = "none"
@@ -40,7 +42,7 @@ class TrainConfig:
     early_stopping: NonNegativeInt = 0  # patience in epochs on validation loss; 0 is off
     subset: NonNegativeInt = 0  # first N training examples; 0 is all
     device: str = "auto"
-    amp: Literal["off", "bf16", "fp16"] = "off"
+    amp: Literal[PRECISIONS] = "off"
     compile: bool = False
     seed: Seed = 0
     # Augmentation of the training batches (see augment.py), each off by default:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 
 import torch
 
 from ..errors import RunError
+from ..optimizers import OPTIMIZERS
 from .config import TrainConfig
 
 
@@ -37,12 +39,15 @@ def pick_device(name: str) -> torch.device:
 
 
 def make_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
+    kind = OPTIMIZERS[config.optimizer]
+    module, name = kind.torch_class.split(":")
+    settings = {"lr": config.lr}
+    if kind.takes_momentum:
+        settings["momentum"] = config.momentum
+    if config.weight_decay is not None:  # None: the optimizer's own default
+        settings["weight_decay"] = config.weight_decay
     parameters = [p for p in model.parameters() if p.requires_grad]
-    decay = {} if config.weight_decay is None else {"weight_decay": config.weight_decay}
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, **decay)
-    optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return optimizer(parameters, lr=config.lr, **decay)
+    return getattr(importlib.import_module(module), name)(parameters, **settings)
 
 
 def make_scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
