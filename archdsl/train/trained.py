@@ -191,7 +191,7 @@ def _analysis(spec, input) -> tuple[Analysis, str | None]:
 
 def load_run(path: str | os.PathLike) -> Run:
     """A run directory as a Run: its spec, configuration, class names, history, and the model
-    with best.pt's weights, in eval mode."""
+    with best.pt's weights, in eval mode (and with --ema, `ema_model` with their average)."""
     from ..export import load_trained
 
     run_dir = Path(path)
@@ -214,7 +214,21 @@ def load_run(path: str | os.PathLike) -> Run:
         if metrics.is_file() else []
     classes = saved.get("classes") or _known_classes(config.dataset, analysis.output)
     return Run(run_dir, history, None, list(classes), load_trained(analysis, checkpoint),
-               analysis, config)
+               analysis, config, ema_model=_averaged_model(analysis, checkpoint))
+
+
+def _averaged_model(analysis: Analysis, path) -> torch.nn.Module | None:
+    """The network with the moving average of the weights that a checkpoint of an --ema run
+    holds, in eval mode; None for any other checkpoint."""
+    from ..compiler import build
+    from . import averaging, checkpoint
+
+    state = checkpoint.load(Path(path))
+    if "ema" not in state:
+        return None
+    model = build(analysis)
+    checkpoint.load_model(model, {"model": averaging.weights(state, path)}, Path(path))
+    return model.eval()
 
 
 def _known_classes(dataset: str, output: tuple[int, ...]) -> list[str]:

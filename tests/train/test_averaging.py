@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import archdsl
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from typer.testing import CliRunner
@@ -75,14 +76,19 @@ def test_checkpoints_hold_it_beside_the_weights_and_resume_restores_it_exactly(t
         assert torch.equal(tensor, b["ema"]["weights"][name]), name
     for name, tensor in whole.ema_model.state_dict().items():
         assert torch.equal(tensor, a["ema"]["weights"][name]), name
-    assert "ema" in load(tmp_path / "whole" / "best.pt")
+    best = load(tmp_path / "whole" / "best.pt")
+    loaded = archdsl.load_run(tmp_path / "whole")  # best.pt's model and average
+    for name, tensor in loaded.ema_model.state_dict().items():
+        assert torch.equal(tensor, best["ema"]["weights"][name]), name
+    assert not loaded.ema_model.training
+    assert archdsl.load_run(tmp_path / "split").ema_model is not None
 
 
 def test_a_checkpoint_without_it_loads_and_resumes_with_a_fresh_average(tmp_path):
     out = tmp_path / "old"
     run(SPEC, out, **{**SETTINGS, "ema": 0.0, "epochs": 1})
     state = load(out / "last.pt")
-    assert "ema" not in state
+    assert "ema" not in state and archdsl.load_run(out).ema_model is None
     resumed = run(SPEC, out, resume=True, epochs=2, ema=0.9)
     assert load(out / "last.pt")["ema"]["updates"] == 5  # the second epoch's steps
     assert resumed.ema_test is not None
