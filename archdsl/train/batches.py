@@ -90,7 +90,13 @@ class LoaderBatches:
                 self.dataset, world, rank, shuffle=True, seed=seed)
         elif world > 1:
             dataset = torch.utils.data.Subset(self.dataset, range(rank, len(self.dataset), world))
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        generator = None
+        if seed is not None:
+            # It shuffles (one process) and seeds the workers, whose random transforms (an image
+            # folder's augmentation) would otherwise repeat on every rank.
+            from .augment import stream_seed
+            generator = torch.Generator().manual_seed(
+                seed if rank == 0 else stream_seed("loader", seed, rank))
         loader = torch.utils.data.DataLoader(
             dataset, batch_size, shuffle=seed is not None and sampler is None,
             sampler=sampler, generator=generator, num_workers=self.workers,

@@ -164,12 +164,13 @@ def test_settings_that_do_not_fit_the_images_are_clear_errors():
 
 # --- image folders -------------------------------------------------------------------------------
 
-def png_folder(root: Path, count: int = 2) -> Path:
+def png_folder(root: Path, count: int = 2, alike: bool = False) -> Path:
     from PIL import Image
     for name in ("cat", "dog"):
         (root / name).mkdir(parents=True)
         for i in range(count):
-            Image.new("RGB", (10, 6), (40 * i, 90, 200)).save(root / name / f"{i}.png")
+            Image.new("RGB", (10, 6), (0 if alike else 40 * i, 90, 200)).save(
+                root / name / f"{i}.png")
     return root
 
 
@@ -293,6 +294,20 @@ def test_cli_trains_the_shipped_spec_with_every_augmentation(tmp_path):
     saved = json.loads((out / "config.json").read_text())
     assert (saved["crop"], saved["crop_padding"], saved["flip"], saved["cutout"]) == \
         (4, "reflect", "alternating", 8)
+
+
+def test_the_ranks_of_an_image_folder_draw_different_augmentations(tmp_path):
+    """Eight identical images: what tells two ranks' batches apart is the augmentation alone,
+    which each rank's DataLoader workers draw from seeds of their own."""
+    from archdsl.train.batches import LoaderBatches
+    from archdsl.train.data import load_dataset
+
+    folder = load_dataset(str(png_folder(tmp_path, 4, alike=True)), input_shape=(3, 6, 10))
+    augmented = augmented_folder(folder.train, Augmentation(crop=3, cutout=2), folder.shape)
+    batches = LoaderBatches(augmented, None, torch.device("cpu"))
+    ranks = [torch.cat([images_ for images_, _ in batches(4, 7, rank, 2)]) for rank in (0, 1)]
+    assert not torch.equal(ranks[0], ranks[1])
+    assert torch.equal(torch.cat([images_ for images_, _ in batches(4, 7, 1, 2)]), ranks[1])
 
 
 def test_cli_trains_an_image_folder_with_augmentation_and_refuses_alternating_flip(tmp_path):
