@@ -30,7 +30,8 @@ from ..analysis import Analysis
 from ..compiler import build
 from ..errors import ArchDSLWarning, RunError
 from . import distributed
-from .batches import make_batches
+from . import augment
+from .batches import DeviceBatches, make_batches
 from .config import TrainConfig
 from .data import Dataset, load_dataset, check_fits
 from .distributed import World
@@ -89,6 +90,7 @@ class Splits:
     val: object | None
     test: object | None
     channels_last: bool
+    augmentation: "augment.Augmentation | None" = None  # in memory: applied by _train_epoch
 
 
 @dataclass
@@ -141,6 +143,8 @@ def _train(analysis: Analysis, spec_text: str, config: TrainConfig, run_dir: Run
             if state.scheduler is not None and not state.steps_per_batch:
                 state.scheduler.step()
             world.sync_buffers(model)
+            if state.ema is not None:
+                world.sync_buffers(state.ema.module)  # rank 0's statistics, as the model's
             if splits.val is not None:
                 val = _evaluate(loop, splits.val)
                 record.update(val_loss=val.loss, val_accuracy=val.accuracy)
@@ -153,24 +157,45 @@ def _train(analysis: Analysis, spec_text: str, config: TrainConfig, run_dir: Run
                     state.stale >= config.early_stopping:
                 echo(f"early stopping: validation loss has not improved for {state.stale} epochs")
                 break
-    test = None
+    test = test_tta = ema_test = ema_test_tta = None
     if splits.test is not None:
-        test = _evaluate(loop, splits.test)
+        test, test_tta = _test(loop, loop.assess)
         echo(f"test accuracy {test.accuracy:.2%} on {len(splits.test):,} images "
-             f"(loss {test.loss:.4f})")
+             f"(loss {test.loss:.4f}){_tta_note(test_tta, config)}")
+        if state.ema is not None:
+            ema_test, ema_test_tta = _test(loop, state.ema.module)
+            echo(f"EMA weights (decay {config.ema:g}): test accuracy {ema_test.accuracy:.2%} "
+                 f"(loss {ema_test.loss:.4f}){_tta_note(ema_test_tta, config)}")
     run_dir.draw(state.history, test, splits.dataset.classes)
-    return Run(run_dir.path, state.history, test, splits.dataset.classes, model, analysis, config)
+    return Run(run_dir.path, state.history, test, splits.dataset.classes, model, analysis, config,
+               test_tta=test_tta, ema_model=None if state.ema is None else state.ema.module,
+               ema_test=ema_test, ema_test_tta=ema_test_tta)
+
+
+def _test(loop: Loop, model):
+    """The test split's evaluation, and with --tta that of its test-time augmentation."""
+    def run(tta):
+        return _evaluate(loop, loop.splits.test, model, tta)
+    return run("off"), None if loop.config.tta == "off" else run(loop.config.tta)
+
+
+def _tta_note(evaluation, config) -> str:
+    return "" if evaluation is None else f", with {config.tta} TTA {evaluation.accuracy:.2%}"
 
 
 def _train_epoch(loop: Loop, state: TrainState, epoch: int) -> dict:
     config, world, batches = loop.config, loop.world, loop.splits.train
     sums = EpochSums(batches.device, loop.steps)
+    augmentation = loop.splits.augmentation
+    augmented = augmentation.for_epoch(epoch, len(batches), batches.device) \
+        if augmentation is not None and isinstance(batches, DeviceBatches) else None
     loop.progress.start(f"epoch {epoch}/{config.epochs}", len(batches), loop.steps)
     started = time.perf_counter()
     try:
         for step, (images, labels) in enumerate(batches(config.batch_size,
                                                         _epoch_seed(config, epoch),
-                                                        world.rank, world.size), 1):
+                                                        world.rank, world.size,
+                                                        augment=augmented), 1):
             # This process's part of the batch's mean loss (all of it in a world of one).
             weight = len(labels) if not world.distributed else \
                 batches.global_size(step - 1, config.batch_size, world.size) / world.size
@@ -195,6 +220,8 @@ def _train_step(loop: Loop, state: TrainState, images, labels, weight):
     else:
         loss.backward()
         state.optimizer.step()
+    if state.ema is not None:
+        state.ema.update_parameters(state.model)
     if state.scheduler is not None and state.steps_per_batch:
         state.scheduler.step()
     return outputs, loss.detach().float()
@@ -215,12 +242,14 @@ def _between_steps(loop: Loop, sums: "EpochSums", epoch: int, step: int) -> None
         raise Interrupted(epoch, step, loop.interrupted())
 
 
-def _evaluate(loop: Loop, batches) -> Evaluation:
-    """Loss, accuracy and confusion of the model on `batches` (validation or test), summed over
-    the processes, each of which evaluates its share."""
+def _evaluate(loop: Loop, batches, model=None, tta: str = "off") -> Evaluation:
+    """Loss, accuracy and confusion of the model (or `model`: the moving average) on `batches`
+    (validation or test), summed over the processes, each of which evaluates its share."""
     world = loop.world
-    return evaluate(loop.assess, functools.partial(batches, rank=world.rank, world=world.size),
-                    len(loop.splits.dataset.classes), autocast=loop.autocast, reduce=world.sum)
+    return evaluate(model or loop.assess,
+                    functools.partial(batches, rank=world.rank, world=world.size),
+                    len(loop.splits.dataset.classes), autocast=loop.autocast, reduce=world.sum,
+                    tta=tta)
 
 
 class EpochSums:
@@ -283,10 +312,17 @@ def _splits(analysis: Analysis, config: TrainConfig, world: World,
                        f"holds out all {len(val_indices)} of --subset {config.subset}",
                        hint="raise --subset or lower --val-split")
     channels_last = device.type == "cuda" and len(analysis.input) == 3
-    return Splits(dataset, make_batches(dataset.train, train_indices, device, channels_last),
+    augmentation = augment.Augmentation.from_config(config)
+    if augmentation is not None:
+        augmentation.check(dataset.shape)
+    # In memory: augmented on the device by the epoch loop; a folder: by its loader's transforms.
+    train = dataset.train if dataset.in_memory or augmentation is None else \
+        augment.augmented_folder(dataset.train, augmentation, dataset.shape)
+    return Splits(dataset, make_batches(train, train_indices, device, channels_last),
                   make_batches(dataset.train, val_indices, device, channels_last)
                   if val_indices is not None else None,
-                  make_batches(dataset.test, None, device, channels_last), channels_last)
+                  make_batches(dataset.test, None, device, channels_last), channels_last,
+                  augmentation)
 
 
 def _run_facts(analysis: Analysis, splits: Splits, world: World, device: torch.device) -> dict:

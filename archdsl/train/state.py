@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint
+from . import averaging, checkpoint
 from .config import TrainConfig
 from .setup import make_optimizer, make_scheduler
 
@@ -32,6 +32,7 @@ class TrainState:
     best: float = math.inf  # the lowest monitored loss so far (validation, else training)
     stale: int = 0  # epochs since it was reached
     epoch: int = 0  # the last completed epoch
+    ema: object = None  # --ema: the moving average of the weights (averaging.averaged)
 
     @classmethod
     def fresh(cls, model: torch.nn.Module, config: TrainConfig, steps_per_epoch: int,
@@ -40,7 +41,8 @@ class TrainState:
         optimizer = make_optimizer(config, model)
         scheduler, steps_per_batch = make_scheduler(config, optimizer, steps_per_epoch)
         scaler = torch.amp.GradScaler(device.type) if config.amp == "fp16" else None
-        return cls(model, optimizer, scheduler, steps_per_batch, scaler, config)
+        return cls(model, optimizer, scheduler, steps_per_batch, scaler, config,
+                   ema=averaging.averaged(model, config.ema))
 
     def end_epoch(self, record: dict, monitored: float) -> bool:
         """Count the epoch (its `record` joins the history); whether `monitored` improved on the
@@ -60,6 +62,8 @@ class TrainState:
                  "stale": self.stale, "rng": random_states[0], "config": self.config.to_dict()}
         if len(random_states) > 1:
             saved["rng_per_rank"] = random_states
+        if self.ema is not None:
+            saved["ema"] = averaging.state(self.ema)
         return saved
 
     def restore(self, saved: dict, source: Path, world) -> None:
@@ -72,4 +76,6 @@ class TrainState:
             self.scheduler.load_state_dict(saved["scheduler"])
         self.history, self.best, self.stale = saved["history"], saved["best"], saved["stale"]
         self.epoch = saved["epoch"]
+        if self.ema is not None:
+            averaging.restore(self.ema, saved.get("ema"))
         world.restore_random_states(saved, self.config.seed)

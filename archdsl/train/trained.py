@@ -41,6 +41,10 @@ class Run:
     model: torch.nn.Module | None = None  # without DDP
     analysis: Analysis | None = None
     config: TrainConfig | None = None
+    test_tta: Evaluation | None = None  # the test split with the run's --tta, where it has one
+    ema_model: torch.nn.Module | None = None  # the moving average of the weights (--ema)
+    ema_test: Evaluation | None = None  # the test split, by ema_model
+    ema_test_tta: Evaluation | None = None  # and with --tta
 
     @property
     def spec(self) -> str | None:
@@ -51,6 +55,16 @@ class Run:
     @property
     def test_accuracy(self) -> float | None:
         return None if self.test is None else self.test.accuracy
+
+    @property
+    def test_tta_accuracy(self) -> float | None:
+        """The test accuracy with the run's test-time augmentation (config.tta), if any."""
+        return None if self.test_tta is None else self.test_tta.accuracy
+
+    @property
+    def ema_test_accuracy(self) -> float | None:
+        """The test accuracy of the averaged weights (--ema), if any."""
+        return None if self.ema_test is None else self.ema_test.accuracy
 
     def plot(self):
         """Loss and accuracy per epoch and the loss within epochs, as curves.png shows them: a
@@ -179,7 +193,7 @@ def _analysis(spec, input) -> tuple[Analysis, str | None]:
 
 def load_run(path: str | os.PathLike) -> Run:
     """A run directory as a Run: its spec, configuration, class names, history, and the model
-    with best.pt's weights, in eval mode."""
+    with best.pt's weights, in eval mode (and with --ema, `ema_model` with their average)."""
     from ..export import load_trained
 
     run_dir = Path(path)
@@ -200,7 +214,21 @@ def load_run(path: str | os.PathLike) -> Run:
     history = RunDirectory(run_dir).history()
     classes = saved.get("classes") or _known_classes(config.dataset, analysis.output)
     return Run(run_dir, history, None, list(classes), load_trained(analysis, checkpoint),
-               analysis, config)
+               analysis, config, ema_model=_averaged_model(analysis, checkpoint))
+
+
+def _averaged_model(analysis: Analysis, path) -> torch.nn.Module | None:
+    """The network with the moving average of the weights that a checkpoint of an --ema run
+    holds, in eval mode; None for any other checkpoint."""
+    from ..compiler import build
+    from . import averaging, checkpoint
+
+    state = checkpoint.load(Path(path))
+    if "ema" not in state:
+        return None
+    model = build(analysis)
+    checkpoint.load_model(model, {"model": averaging.weights(state, path)}, Path(path))
+    return model.eval()
 
 
 def _known_classes(dataset: str, output: tuple[int, ...]) -> list[str]:
