@@ -155,7 +155,8 @@ def render_evaluation(result: dict, fmt: str) -> str:
     style = _STYLE[fmt]
     head = (f"{result['dataset']} test split: accuracy {result['accuracy']:.2%} on "
             f"{result['examples']:,} images (loss {result['loss']:.4f}), "
-            f"checkpoint {result['checkpoint']} (epoch {result['epoch']})")
+            f"checkpoint {result['checkpoint']} (epoch {result['epoch']}"
+            f"{', its EMA weights' if result.get('weights') == 'ema' else ''})")
     per_class = tabulate([(name, f"{acc:.2%}") for name, acc in
                           zip(result["classes"], result["per_class"])],
                          headers=("class", "accuracy"), tablefmt=style, colalign=("left", "right"))
@@ -293,6 +294,8 @@ def render_run(run, fmt: str) -> str:
     parts = [_title(f"{run.out_dir}: {epochs} epoch{'s' * (epochs != 1)}{params}", fmt),
              _table(rows, fmt, headers=headers, colalign=("right",) * len(headers))]
     if run.test is not None:
+        tta = "" if getattr(run, "test_tta", None) is None else \
+            f", with {run.config.tta} TTA {run.test_tta.accuracy:.2%}"
         parts.append(_paragraph(f"test accuracy {run.test.accuracy:.2%} "
-                                f"(loss {run.test.loss:.4f})", fmt))
+                                f"(loss {run.test.loss:.4f}){tta}", fmt))
     return _document(parts, fmt)

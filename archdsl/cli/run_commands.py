@@ -31,6 +31,17 @@ class Precision(str, Enum):
     fp16 = "fp16"
 
 
+def _choices(setting: str) -> type[Enum]:
+    """The values a Literal setting of TrainConfig takes, as the Enum typer shows and checks."""
+    import typing
+    annotation = typing.get_type_hints(TrainConfig)[setting]
+    values = typing.get_args(annotation)
+    return Enum(setting.title().replace("_", ""), {value: value for value in values}, type=str)
+
+
+CropPadding, Flip, TTA = _choices("crop_padding"), _choices("flip"), _choices("tta")
+
+
 def _train_arguments(spec: str, out_dir: Path, resume: bool, input, overrides: dict) -> list[str]:
     """The options of this `archdsl train` for the processes of --nproc: what was given, with the
     run directory fixed (each process would otherwise number its own). `overrides`: options by
@@ -73,6 +84,24 @@ def train(
     compile: Annotated[Optional[bool], typer.Option(
         "--compile/--no-compile", help="torch.compile the model.")] = None,
     seed: Annotated[Optional[int], typer.Option(min=0, max=MAX_SEED)] = None,
+    crop: Annotated[Optional[int], typer.Option(
+        min=0, metavar="PIXELS", help="Augment: pad by PIXELS, crop back at a random offset "
+                                      "(0: off).")] = None,
+    crop_padding: Annotated[Optional[CropPadding], typer.Option(
+        help="How --crop pads: mirrored pixels, or black.")] = None,
+    flip: Annotated[Optional[Flip], typer.Option(
+        help="Augment: flip horizontally, at random or (as airbench) each image in alternate "
+             "epochs.")] = None,
+    cutout: Annotated[Optional[int], typer.Option(
+        min=0, metavar="PIXELS", help="Augment: blank a random PIXELS×PIXELS square "
+                                      "(0: off).")] = None,
+    tta: Annotated[Optional[TTA], typer.Option(
+        help="Test-time augmentation: also score the test split by the mean of each image's "
+             "and its mirror's logits (flip), and of its one-pixel shifts' (flip-shift).")] = None,
+    ema: Annotated[Optional[float], typer.Option(
+        min=0.0, max=1.0, metavar="DECAY", help="Keep a moving average of the weights, "
+        "updated every step with this decay (0.999, say; 0: off), evaluated and checkpointed "
+        "beside them.")] = None,
     out: Annotated[Optional[str], typer.Option(help="Run directory (default runs/<spec>).")] = None,
     resume: Annotated[Optional[str], typer.Option(
         metavar="RUN_DIR", help="Continue a run after its last completed epoch.")] = None,
@@ -110,7 +139,9 @@ def train(
         optimizer=optimizer and optimizer.value, momentum=momentum, weight_decay=weight_decay,
         scheduler=scheduler and scheduler.value, label_smoothing=label_smoothing,
         val_split=val_split, early_stopping=early_stopping, subset=subset, device=device,
-        amp=amp and amp.value, compile=compile, seed=seed)
+        amp=amp and amp.value, compile=compile, seed=seed, crop=crop,
+        crop_padding=crop_padding and crop_padding.value, flip=flip and flip.value, cutout=cutout,
+        tta=tta and tta.value, ema=ema)
     if resume is not None:
         config = run_or_exit(resumed_config, Path(resume), overrides)
         out_dir = Path(resume)
@@ -170,6 +201,9 @@ def evaluate(
     dataset: Annotated[Optional[str], typer.Option(help="Default: the run's dataset.")] = None,
     data_dir: Annotated[Optional[str], typer.Option()] = None,
     device: Annotated[str, typer.Option()] = "auto",
+    ema: Annotated[bool, typer.Option(
+        "--ema", help="Evaluate the moving average of the weights that a run trained with "
+                      "--ema kept.")] = False,
     format: FormatOption = Format.table,
     input: InputOption = None,
 ):
@@ -180,7 +214,7 @@ def evaluate(
     spec, checkpoint = run_or_exit(spec_and_checkpoint, spec, checkpoint)
     analysis = load(spec, input)
     result = run_or_exit(evaluate_checkpoint, analysis, checkpoint, dataset=dataset,
-                          data_dir=data_dir, device=device)
+                          data_dir=data_dir, device=device, ema=ema)
     typer.echo(render_evaluation(result, format.value))
 
 

@@ -28,11 +28,13 @@ class DeviceBatches:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __call__(self, batch_size: int, seed: int | None = None, rank: int = 0, world: int = 1):
+    def __call__(self, batch_size: int, seed: int | None = None, rank: int = 0, world: int = 1,
+                 augment=None):
         """Yield (images, labels). `seed` shuffles; every rank draws the same permutation from it
         and takes its slice of each global batch of batch_size × world examples, so ranks see
         disjoint data in the same order. Every rank yields the same number of batches (DDP needs a
-        step on every rank): where a small tail leaves a rank nothing, its batch is empty."""
+        step on every rank): where a small tail leaves a rank nothing, its batch is empty.
+        `augment`: an augment.EpochAugmentation applied to each normalized batch."""
         count = len(self)
         order = None
         if seed is not None:
@@ -46,8 +48,13 @@ class DeviceBatches:
             hi = min(lo + share, stop)
             index = slice(lo, hi) if order is None else order[lo:hi]
             images = normalize(self.images[index])
+            if augment is not None:
+                examples = torch.arange(lo, hi, device=self.device) if order is None else index
+                images = augment(images, examples, slice(lo, hi))
             if self.channels_last and images.dim() == 4:
                 images = images.contiguous(memory_format=torch.channels_last)
+            elif augment is not None:
+                images = images.contiguous()  # a crop leaves a channels-last view
             yield images, self.labels[index]
 
     def batch_count(self, batch_size: int, world: int = 1) -> int:
@@ -70,10 +77,13 @@ class LoaderBatches:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __call__(self, batch_size: int, seed: int | None = None, rank: int = 0, world: int = 1):
+    def __call__(self, batch_size: int, seed: int | None = None, rank: int = 0, world: int = 1,
+                 augment=None):
         """With several ranks, training (a seed) goes through a DistributedSampler, whose ranks
         take equally many examples (it repeats a few to even them out); evaluation (no seed) takes
-        every world-th example, each once."""
+        every world-th example, each once. Augmentation is the dataset's transforms' job here
+        (augment.augmented_folder), so `augment` must be None."""
+        assert augment is None, "a loader's augmentation is in its dataset's transforms"
         sampler, dataset = None, self.dataset
         if world > 1 and seed is not None:
             sampler = torch.utils.data.distributed.DistributedSampler(

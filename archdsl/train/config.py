@@ -43,6 +43,13 @@ class TrainConfig:
     amp: Literal["off", "bf16", "fp16"] = "off"
     compile: bool = False
     seed: Seed = 0
+    # Augmentation of the training batches (see augment.py), each off by default:
+    crop: NonNegativeInt = 0  # pad by this many pixels, then crop back at a random offset
+    crop_padding: Literal["reflect", "zero"] = "reflect"  # zero: black pixels
+    flip: Literal["off", "random", "alternating"] = "off"  # horizontal
+    cutout: NonNegativeInt = 0  # side of a square set to 0 (after normalization); 0 is off
+    tta: Literal["off", "flip", "flip-shift"] = "off"  # test-time augmentation, beside the plain
+    ema: Optional[Probability] = 0.0  # decay of a moving average of the weights; 0 or None: off
 
     def __post_init__(self):
         # The one check of every setting, however the configuration was made (spec, command
@@ -53,6 +60,10 @@ class TrainConfig:
             except ValueError as err:
                 raise RunError(f"training setting {err}") from None
             object.__setattr__(self, field.name, value)
+        if self.ema is None:
+            object.__setattr__(self, "ema", 0.0)  # one way to say off, so runs compare equal
+        if self.ema >= 1:
+            raise RunError(f"training setting 'ema' must be a decay below 1, got {self.ema:g}")
 
     @classmethod
     def from_spec(cls, spec) -> "TrainConfig":
@@ -85,11 +96,12 @@ class TrainConfig:
         unknown = [key for key in saved if key not in fields and key not in RUN_FACTS]
         if unknown:
             raise RunError(f"{source} has an unknown setting {unknown[0]!r}")
-        missing = [name for name in fields if name not in saved]
+        # A run started before a setting existed trained without it: its default is "off".
+        missing = [name for name in fields if name not in saved and name not in ADDED_LATER]
         if missing:
             raise RunError(f"{source} has no setting {missing[0]!r}")
         try:
-            return cls(**{name: saved[name] for name in fields})
+            return cls(**{name: saved[name] for name in fields if name in saved})
         except RunError as err:
             raise RunError(f"{source}: {err.message}") from None
 
@@ -99,6 +111,9 @@ class TrainConfig:
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+
+# Settings newer than the first config.json files; each one's default leaves training unchanged.
+ADDED_LATER = ("crop", "crop_padding", "flip", "cutout", "tta", "ema")
 
 # What a run records in config.json beside its settings (see loop.py).
 RUN_FACTS = ("device_used", "torch", "params", "train_examples", "val_examples", "classes",

@@ -24,8 +24,8 @@ from ..analysis import Analysis
 from ..compiler import build
 from .. import files
 from ..errors import ArchDSLWarning, RunError
-from . import checkpoint, distributed, runs
-from .batches import make_batches
+from . import augment, averaging, checkpoint, distributed, runs
+from .batches import DeviceBatches, make_batches
 from .config import TrainConfig
 from .data import load_dataset, check_fits
 from .evaluate import evaluate
@@ -88,7 +88,14 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
                        f"holds out all {len(val_indices)} of --subset {config.subset}",
                        hint="raise --subset or lower --val-split")
     channels_last = device.type == "cuda" and len(analysis.input) == 3
-    train_batches = make_batches(dataset.train, train_indices, device, channels_last)
+    augmentation = augment.Augmentation.from_config(config)
+    if augmentation is not None:
+        augmentation.check(dataset.shape)
+    # In memory: augmented on the device by the epoch loop; a folder: by its loader's transforms.
+    train_batches = make_batches(
+        dataset.train if dataset.in_memory or augmentation is None else
+        augment.augmented_folder(dataset.train, augmentation, dataset.shape),
+        train_indices, device, channels_last)
     val_batches = make_batches(dataset.train, val_indices, device, channels_last) \
         if val_indices is not None else None
     test_batches = make_batches(dataset.test, None, device, channels_last)
@@ -116,6 +123,9 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
         start = state["epoch"] + 1
         checkpoint.restore_rng_of_rank(state, world, config)
         echo(f"resuming {out_dir} after epoch {state['epoch']}")
+    ema = averaging.averaged(model, config.ema)  # --ema: updated after every optimizer step
+    if ema is not None and resume:
+        averaging.restore(ema, state.get("ema"))
     if world.main:
         files.write_text(out_dir / "spec.spec", spec_text)
         files.write_text(out_dir / "config.json", json.dumps(
@@ -150,10 +160,14 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
         for epoch in range(start, config.epochs + 1):
             record = _train_epoch(forward, train_batches, optimizer, scheduler if per_step else None,
                                   scaler, autocast, config, epoch, progress, interrupted,
-                                  sync_every, steps_per_epoch, world)
+                                  sync_every, steps_per_epoch, world, augmentation,
+                                  after_step=None if ema is None else
+                                  functools.partial(ema.update_parameters, model))
             if scheduler is not None and not per_step:
                 scheduler.step()
             world.sync_buffers(model)
+            if ema is not None:
+                world.sync_buffers(ema.module)  # rank 0's statistics, as the model's
             if val_batches is not None:
                 val = evaluate(assess, functools.partial(val_batches, **shard),
                                len(dataset.classes), autocast=autocast, reduce=world.sum)
@@ -171,6 +185,8 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
                          "rng": rng[0], "config": config.to_dict()}
                 if world.distributed:
                     state["rng_per_rank"] = rng
+                if ema is not None:
+                    state["ema"] = averaging.state(ema)
                 checkpoint.save_atomically(state, out_dir / "last.pt")
                 if improved:
                     checkpoint.save_atomically(state, out_dir / "best.pt")
@@ -180,21 +196,42 @@ def _train(analysis, spec_text, config, out_dir, resume, show_progress, log_ever
                     stale >= config.early_stopping:
                 echo(f"early stopping: validation loss has not improved for {stale} epochs")
                 break
-    test = None
+    test = test_tta = ema_test = ema_test_tta = None
     if test_batches is not None:
-        test = evaluate(assess, functools.partial(test_batches, **shard), len(dataset.classes),
-                        autocast=autocast, reduce=world.sum)
+        test, test_tta = _test(assess, test_batches, shard, dataset, autocast, world, config)
         echo(f"test accuracy {test.accuracy:.2%} on {len(test_batches):,} images "
-             f"(loss {test.loss:.4f})")
+             f"(loss {test.loss:.4f}){_tta_note(test_tta, config)}")
+        if ema is not None:
+            ema_test, ema_test_tta = _test(ema.module, test_batches, shard, dataset, autocast,
+                                           world, config)
+            echo(f"EMA weights (decay {config.ema:g}): test accuracy {ema_test.accuracy:.2%} "
+                 f"(loss {ema_test.loss:.4f}){_tta_note(ema_test_tta, config)}")
     if world.main:
         from .plot import plot_curves
         plot_curves(history, out_dir / "curves.png")
-    return Run(out_dir, history, test, dataset.classes, model, analysis, config)
+    return Run(out_dir, history, test, dataset.classes, model, analysis, config,
+               test_tta=test_tta, ema_model=None if ema is None else ema.module, ema_test=ema_test,
+               ema_test_tta=ema_test_tta)
+
+
+def _test(model, batches, shard, dataset, autocast, world, config):
+    """The test split's evaluation, and with --tta that of its test-time augmentation."""
+    def run(tta):
+        return evaluate(model, functools.partial(batches, **shard), len(dataset.classes),
+                        autocast=autocast, reduce=world.sum, tta=tta)
+    return run("off"), None if config.tta == "off" else run(config.tta)
+
+
+def _tta_note(evaluation, config) -> str:
+    return "" if evaluation is None else f", with {config.tta} TTA {evaluation.accuracy:.2%}"
 
 
 def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, config, epoch,
-                 progress, interrupted, sync_every, steps, world) -> dict:
+                 progress, interrupted, sync_every, steps, world, augmentation=None,
+                 after_step=None) -> dict:
     device = batches.device
+    augmented = augmentation.for_epoch(epoch, len(batches), device) \
+        if augmentation is not None and isinstance(batches, DeviceBatches) else None
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     first_bad = torch.zeros((), dtype=torch.int64, device=device)
@@ -204,7 +241,8 @@ def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, 
     try:
         for step, (images, labels) in enumerate(batches(config.batch_size, _epoch_seed(config,
                                                                                       epoch),
-                                                        world.rank, world.size), 1):
+                                                        world.rank, world.size,
+                                                        augment=augmented), 1):
             # This process's part of the batch's mean loss (all of it in a world of one).
             weight = len(labels) if not world.distributed else \
                 batches.global_size(step - 1, config.batch_size, world.size) / world.size
@@ -219,6 +257,8 @@ def _train_epoch(forward, batches, optimizer, step_scheduler, scaler, autocast, 
             else:
                 loss.backward()
                 optimizer.step()
+            if after_step is not None:
+                after_step()
             if step_scheduler is not None:
                 step_scheduler.step()
             loss = loss.detach().float()

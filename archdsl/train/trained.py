@@ -40,6 +40,10 @@ class Run:
     model: torch.nn.Module | None = None  # without DDP
     analysis: Analysis | None = None
     config: TrainConfig | None = None
+    test_tta: Evaluation | None = None  # the test split with the run's --tta, where it has one
+    ema_model: torch.nn.Module | None = None  # the moving average of the weights (--ema)
+    ema_test: Evaluation | None = None  # the test split, by ema_model
+    ema_test_tta: Evaluation | None = None  # and with --tta
 
     @property
     def spec(self) -> str | None:
@@ -50,6 +54,16 @@ class Run:
     @property
     def test_accuracy(self) -> float | None:
         return None if self.test is None else self.test.accuracy
+
+    @property
+    def test_tta_accuracy(self) -> float | None:
+        """The test accuracy with the run's test-time augmentation (config.tta), if any."""
+        return None if self.test_tta is None else self.test_tta.accuracy
+
+    @property
+    def ema_test_accuracy(self) -> float | None:
+        """The test accuracy of the averaged weights (--ema), if any."""
+        return None if self.ema_test is None else self.ema_test.accuracy
 
     def plot(self):
         """Loss and accuracy per epoch, as curves.png shows them: a matplotlib Figure."""
