@@ -1,15 +1,16 @@
-"""Benchmark 4: test accuracy of specs/fashion_mnist_best.spec, and time to a target accuracy.
+"""Benchmarks 4 and 7: test accuracy of specs/fashion_mnist_best.spec, and time to a target accuracy.
 
 `archdsl train specs/fashion_mnist_best.spec --data-dir DIR` alone reproduces the run: the spec's
 train(...) block holds the epochs, optimizer, schedule and regularization. This module runs it
 once per seed as a subprocess and reports the test accuracy on the official 10,000-image test
 split, the whole-process wall time and the training time, with the spec's parameters and MACs.
+The goal: at least 94.0% within 10 minutes of training (the epochs' seconds summed) on 2 CPU
+cores, with seed 0 (benchmark 4) and as the mean of seeds 0, 1 and 2 (benchmark 7, each seed
+within the 10 minutes too).
 
-time_to_accuracy() answers "how long until 90% test accuracy": it trains fresh runs of 1, 2, 3 …
-epochs (the test split is evaluated once, at the end of a run) and stops at the first that gets
-there. Without a schedule (simple_cnn at the tutorial's settings: constant Adam lr) a run of E
-epochs is the first E epochs of a longer one; with a schedule it is the shortest schedule that
-reaches the target.
+time_to_accuracy() answers "how long until 93% test accuracy" (the GPU suite's question): it
+trains fresh runs of 1, 2, 4 … epochs, each with its schedule made for that many epochs and
+tested once, at its end, and stops at the first that gets there.
 
     python bench/accuracy.py --data-dir ../shared/data [--seeds 0,1] [--device cpu]
 """
@@ -29,8 +30,15 @@ sys.path.insert(0, str(HERE))
 from train_throughput import archdsl_run  # noqa: E402
 
 BEST = ROOT / "specs/fashion_mnist_best.spec"
-GOAL_ACCURACY, GOAL_EPOCHS = 0.93, 10
+GOAL_ACCURACY, GOAL_TRAIN_MINUTES = 0.94, 10
+SEEDS = (0, 1, 2)  # benchmark 7's
 _TEST = re.compile(r"test accuracy ([0-9.]+)%")
+
+
+def spec_name(spec: Path) -> str:
+    """The spec's path from the checkout, as the tables name it (whole, for one elsewhere)."""
+    spec = Path(spec).resolve()
+    return str(spec.relative_to(ROOT)) if spec.is_relative_to(ROOT) else str(spec)
 
 
 def spec_numbers(spec: Path) -> dict:
@@ -76,69 +84,126 @@ def run(data_dir: str, seeds=(0,), device: str = "cpu", extra: list[str] = (),
         echo(f"  seed {seed}: test accuracy {r['test_accuracy']:.2%} after {r['epochs']} epochs, "
              f"{r['wall_s']:.0f} s wall ({r['train_s']:.0f} s training, "
              f"{r['images_per_s']:,.0f} img/s)")
-    worst = min(r["test_accuracy"] for r in runs)
-    return {"spec": str(spec.relative_to(ROOT)), **numbers, "device": device, "runs": runs,
-            "worst_accuracy": worst,
-            "met": worst >= GOAL_ACCURACY and all(r["epochs"] <= GOAL_EPOCHS for r in runs)}
+    return summary(spec, numbers, device, runs)
+
+
+def run_met(r: dict) -> bool:
+    return r["test_accuracy"] >= GOAL_ACCURACY and r["train_s"] <= GOAL_TRAIN_MINUTES * 60
+
+
+def summary(spec: Path, numbers: dict, device: str, runs: list[dict]) -> dict:
+    """The runs' mean and verdicts: every run within the time, and the mean at the goal."""
+    mean = sum(r["test_accuracy"] for r in runs) / len(runs)
+    in_time = all(r["train_s"] <= GOAL_TRAIN_MINUTES * 60 for r in runs)
+    return {"spec": spec_name(spec), **numbers, "device": device, "runs": runs,
+            "mean_accuracy": mean, "worst_accuracy": min(r["test_accuracy"] for r in runs),
+            "met": mean >= GOAL_ACCURACY and in_time}
+
+
+def goal_text() -> str:
+    return f"≥ {GOAL_ACCURACY:.1%} in ≤ {GOAL_TRAIN_MINUTES} min of training"
+
+
+def result_text(result: dict) -> str:
+    """The goal table's cell: each seed, and the mean where there are several."""
+    each = ", ".join(f"{r['test_accuracy']:.2%} (seed {r['seed']}, {r['epochs']} epochs, "
+                     f"{r['train_s'] / 60:.1f} min)" for r in result["runs"])
+    return each if len(result["runs"]) == 1 else f"mean {result['mean_accuracy']:.2%}: {each}"
 
 
 def markdown(result: dict) -> str:
     lines = [f"`{result['spec']}`: {result['params']:,} parameters, {result['macs']:,} MACs per "
              f"image; `archdsl train {result['spec']}` on `{result['device']}`.", "",
              "| seed | epochs | test accuracy | wall time | training time | images/s | "
-             f"goal ≥ {GOAL_ACCURACY:.0%} in ≤ {GOAL_EPOCHS} epochs |",
+             f"goal {goal_text()} |",
              "|---:|---:|---:|---:|---:|---:|---|"]
     for r in result["runs"]:
-        met = r["test_accuracy"] >= GOAL_ACCURACY and r["epochs"] <= GOAL_EPOCHS
         lines.append(f"| {r['seed']} | {r['epochs']} | {r['test_accuracy']:.2%} | "
                      f"{r['wall_s']:.0f} s | {r['train_s']:.0f} s | {r['images_per_s']:,.0f} | "
-                     f"{'met' if met else '**missed**'} |")
+                     f"{'met' if run_met(r) else '**missed**'} |")
+    if len(result["runs"]) > 1:
+        lines.append(f"| **mean** | | **{result['mean_accuracy']:.2%}** | | | | "
+                     f"{'met' if result['met'] else '**missed**'} |")
     return "\n".join(lines)
 
 
-def time_to_accuracy(spec: Path, data_dir: str, target: float = 0.90, max_epochs: int = 5,
-                     device: str = "cpu", extra: list[str] = (), echo=print) -> dict:
+def why_missed(result: dict) -> str:
+    """What falls short, from the runs' own histories: the time, or the accuracy; and for the
+    accuracy, whether the network fits the training set (then it overfits: more regularization or
+    augmentation) or does not (then it needs capacity or epochs)."""
+    parts = []
+    for r in result["runs"]:
+        if run_met(r):
+            continue
+        last = r["history"][-1]
+        why = []
+        if r["train_s"] > GOAL_TRAIN_MINUTES * 60:
+            why.append(f"training took {r['train_s'] / 60:.1f} min at {r['images_per_s']:,.0f} "
+                       f"img/s, over the {GOAL_TRAIN_MINUTES} min")
+        if r["test_accuracy"] < GOAL_ACCURACY:
+            gap = last["train_accuracy"] - r["test_accuracy"]
+            why.append(f"test accuracy {r['test_accuracy']:.2%} against {last['train_accuracy']:.2%}"
+                       f" on the training set in the last epoch ({gap:+.2%}: "
+                       + ("it fits the training set and overfits" if gap > 0.02 else
+                          "it does not fit the training set much better than the test set")
+                       + ")")
+        parts.append(f"seed {r['seed']}: " + "; ".join(why))
+    return ("Why: " + ". ".join(parts) + ".") if parts else ""
+
+
+def time_to_accuracy(spec: Path, data_dir: str, target: float = 0.93, device: str = "cpu",
+                     extra: list[str] = (), echo=print, ladder=None) -> dict:
+    """Fresh runs of the spec with schedules of `ladder` epochs (default 1, 2, 4, … up to the
+    spec's own epochs, which is always the last), each tested once at its end, until one reaches
+    `target`: a schedule made for E epochs, so the answer lies between the last rung that missed
+    and the first that got there, for at most about twice the training of the answer itself."""
+    if ladder is None:
+        epochs = spec_numbers(spec)["epochs"] or 3
+        ladder = sorted({min(2 ** k, epochs) for k in range(epochs.bit_length() + 1)})
     tries = []
-    for epochs in range(1, max_epochs + 1):
+    for epochs in ladder:
         r = train_once(spec, data_dir, 0, device, ["--epochs", str(epochs), *extra])
         tries.append({k: r[k] for k in ("epochs", "test_accuracy", "train_s", "wall_s")})
-        echo(f"  {spec.stem}, {epochs} epoch(s): test accuracy {r['test_accuracy']:.2%}, "
-             f"{r['train_s']:.1f} s training")
+        echo(f"  {spec.stem}, a {epochs}-epoch schedule: test accuracy {r['test_accuracy']:.2%}, "
+             f"{r['train_s']:.1f} s training, {r['wall_s']:.1f} s wall")
         if r["test_accuracy"] >= target:
-            return {"spec": str(spec.relative_to(ROOT)), "target": target, "reached": True,
-                    **tries[-1], "tries": tries}
-    return {"spec": str(spec.relative_to(ROOT)), "target": target, "reached": False,
-            **tries[-1], "tries": tries}
+            break
+    return {"spec": spec_name(spec), "device": device, "target": target,
+            "reached": tries[-1]["test_accuracy"] >= target, **tries[-1], "tries": tries}
 
 
-def tutorial_time_to_accuracy(data_dir: str, target: float = 0.90, max_epochs: int = 5,
-                              device: str = "cpu", echo=print, subset: int = 0) -> dict:
-    """The tutorial loop's training seconds, summed over epochs, until its test accuracy ≥ target."""
-    from train_throughput import tutorial_epochs
-    records = tutorial_epochs(data_dir, max_epochs, subset, device)
-    total = 0.0
-    for r in records:
-        total += r["seconds"]
-        echo(f"  tutorial loop, epoch {r['epoch']}: test accuracy {r['test_accuracy']:.2%}, "
-             f"{total:.1f} s training")
-        if r["test_accuracy"] >= target:
-            return {"spec": "bench/tutorial_loop.py", "target": target, "reached": True,
-                    "epochs": r["epoch"], "test_accuracy": r["test_accuracy"],
-                    "train_s": round(total, 2), "tries": records}
-    return {"spec": "bench/tutorial_loop.py", "target": target, "reached": False,
-            "epochs": records[-1]["epoch"], "test_accuracy": records[-1]["test_accuracy"],
-            "train_s": round(total, 2), "tries": records}
+def time_text(result: dict) -> str:
+    last = result["tries"][-1]
+    if not result["reached"]:
+        return f"not reached: {last['test_accuracy']:.2%} after {last['epochs']} epochs"
+    return (f"{last['train_s']:.1f} s training, {last['wall_s']:.1f} s wall "
+            f"({last['epochs']}-epoch schedule, {last['test_accuracy']:.2%})")
+
+
+def markdown_time(result: dict) -> str:
+    lines = ["| schedule | test accuracy | training time | wall time |", "|---:|---:|---:|---:|"]
+    lines += [f"| {t['epochs']} epochs | {t['test_accuracy']:.2%} | {t['train_s']:.1f} s | "
+              f"{t['wall_s']:.1f} s |" for t in result["tries"]]
+    lines += ["", f"`archdsl train {result['spec']} --epochs E` on `{result['device']}`, seed 0: "
+                  f"fresh runs whose schedule is made for E epochs, tested once at the end, "
+                  f"E doubling until the test accuracy reaches {result['target']:.0%} "
+                  f"({'reached' if result['reached'] else '**not reached**'}). Wall time is "
+                  f"the whole process: start-up, data loading, training and the test pass."]
+    return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared/data"))
-    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--seeds", default="0", help="e.g. 0,1,2: each seed and their mean")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--spec", default=str(BEST))
     args, extra = parser.parse_known_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    print(markdown(run(args.data_dir, seeds, args.device, extra, Path(args.spec).resolve())))
+    result = run(args.data_dir, seeds, args.device, extra, Path(args.spec).resolve())
+    print(markdown(result))
+    if not result["met"]:
+        print("\n" + why_missed(result))
 
 
 if __name__ == "__main__":
