@@ -85,7 +85,7 @@ then
 fi
 "$PYTHON" -c 'import archdsl; archdsl.parse("input 1x2x2\nReLU")'
 
-args=(--suite gpu --parts 3,4 --seeds "${SEEDS:-0}" --train-pairs "${PAIRS:-2}")
+args=(--suite gpu --parts 3,4,6,7,8 --seeds "${SEEDS:-0}" --train-pairs "${PAIRS:-2}")
 if [ -n "$data_dir" ]; then args+=(--data-dir "$data_dir"); fi
 if [ -n "$dry_run" ]; then
     args+=(--device cpu --quick)

@@ -1,6 +1,6 @@
 """The benchmark driver: `make bench` runs the CPU suite, bench/gpu.sh the GPU suite.
 
-CPU suite (parts 1 to 6, `make bench`: at most 25 minutes on a 2-core machine):
+CPU suite (parts 1 to 6 and 8, `make bench`: at most 26 minutes on a 2-core machine):
   1. `archdsl check` against torchinfo.summary, whole process, every shipped spec (vs_torchinfo.py)
   2. parse + analysis time of 10 to 10,000 generated layers (scaling.py)
   3. training throughput, the tutorial's loop against `archdsl train`, on the CPU (train_throughput.py)
@@ -10,16 +10,20 @@ CPU suite (parts 1 to 6, `make bench`: at most 25 minutes on a 2-core machine):
      (time_to_target.py; about 2 minutes)
   7. (not in `make bench`: `--parts 7`, about 30 minutes) the accuracy spec's mean over seeds
      0, 1, 2; with part 4 in the same run, seed 0's run is part 4's (about 20 minutes more)
-GPU suite (parts 3, 4, 6, 7, under 8 minutes on one NVIDIA GPU):
+  8. training memory: what backward keeps, predicted against saved_tensors_hooks, float32 and
+     bf16, with torchinfo's estimate (training_memory.py; about a minute)
+GPU suite (parts 3, 4, 6, 7, 8, under 8 minutes on one NVIDIA GPU):
   3. training throughput on the GPU, both loops on cuda, and the best spec's time to 93%
   4. the accuracy spec on cuda, seed 0; 7. its mean over seeds 0, 1, 2
   6. time to the tutorial's accuracy on cuda
+  8. a training step's predicted memory against torch.cuda.max_memory_allocated(), and
+     `check --fit`'s batch against the largest that runs in the budget
 
 Each run prints a markdown table and writes it, with the machine, to bench/results/<suite>-<date>.md,
 the raw numbers to <suite>-<date>.json. Goals missed get a profile of where the time goes, or an
 ablation that says why.
 
-    python bench/run.py [--suite cpu|gpu] [--data-dir DIR] [--parts 1,2,3,4,5,6,7] [--quick]
+    python bench/run.py [--suite cpu|gpu] [--data-dir DIR] [--parts 1,2,3,4,5,6,7,8] [--quick]
 """
 from __future__ import annotations
 
@@ -42,12 +46,13 @@ import machine  # noqa: E402
 import scaling  # noqa: E402
 import time_to_target  # noqa: E402
 import train_throughput  # noqa: E402
+import training_memory  # noqa: E402
 import vs_torchinfo  # noqa: E402
 import where_time_goes  # noqa: E402
 
 
 BUSY_CORES = 0.3  # other processes' CPU use, in cores, above which the table warns
-GPU_PARTS = {3, 4, 6, 7}  # what bench/gpu.sh runs
+GPU_PARTS = {3, 4, 6, 7, 8}  # what bench/gpu.sh runs
 GPU_TARGET = 0.93  # the GPU suite's "time to 93% test accuracy"
 
 
@@ -184,7 +189,34 @@ def cpu_suite(args, data_root: str, info: dict) -> tuple[list[str], list[tuple],
         if parts & {1, 2, 3, 4, 5, 6}:
             _sample(info, "after part 6")
         _part_seeds(args, data_root, "cpu", sections, goals, raw)
+    if 8 in parts:
+        _part_training_memory(args, "cpu", sections, goals, raw)
     return sections, goals, raw
+
+
+def _part_training_memory(args, device, sections, goals, raw) -> None:
+    _echo(f"8. training memory on {device}")
+    if device == "cpu":
+        rows = training_memory.cpu(training_memory.QUICK_CASES if args.quick else None, _echo)
+        raw["training_memory"] = rows
+        exact = sum(r["exact"] for r in rows)
+        goals.append(("8", "saved-for-backward bytes, predicted / saved_tensors_hooks, float32 "
+                           "and bf16", "equal", f"{exact} of {len(rows)} equal",
+                      exact == len(rows)))
+        sections.append("## 8. Training memory on the CPU\n\n" + training_memory.__doc__
+                        .split("\n\n")[1].replace("\n", " ") + "\n\n"
+                        + training_memory.markdown_cpu(rows))
+        return
+    cases = [(s, b[:1]) for s, b in training_memory.GPU_CASES[:2]] if args.quick else None
+    result = training_memory.gpu(device, cases, _echo)
+    raw["training_memory"] = result
+    worst = max((abs(r["ratio"] - 1) for r in result["rows"] if r["ratio"]), default=None)
+    goals.append(("8", f"a training step's memory, predicted / max_memory_allocated on {device}",
+                  f"within {training_memory.GOAL_GPU:.0%}",
+                  "—" if worst is None else f"worst {worst:.1%} off", result["met"]))
+    sections.append(f"## 8. Training memory on {device}\n\n" + training_memory.__doc__
+                    .split("\n\n")[2].replace("\n", " ") + "\n\n"
+                    + training_memory.markdown_gpu(result))
 
 
 def _accuracy_options(args) -> list[str]:
@@ -280,6 +312,8 @@ def gpu_suite(args, data_root: str) -> tuple[list[str], list[tuple], dict]:
         _part_time_to_target(args, data_root, device, sections, goals, raw)
     if 7 in args.parts:
         _part_seeds(args, data_root, device, sections, goals, raw)
+    if 8 in args.parts:
+        _part_training_memory(args, device, sections, goals, raw)
     return sections, goals, raw
 
 
@@ -307,7 +341,7 @@ def main():
     parser.add_argument("--data-dir", default=None,
                         help="Fashion-MNIST root (default: $ARCHDSL_DATA, ../shared/data, ./data, "
                              "the Debian package's folder)")
-    parser.add_argument("--parts", default="1,2,3,4,5,6",
+    parser.add_argument("--parts", default="1,2,3,4,5,6,8",
                         help="which benchmarks, e.g. 1,2; 7 (the accuracy spec's mean over 3 "
                              "seeds, about 30 minutes on the CPU) is not in the default")
     parser.add_argument("--pairs", type=int, default=5, help="pairs for benchmark 1")
@@ -342,7 +376,7 @@ def main():
     info["load_at_end"] = machine.load()
     _sample(info, "at the end")
     command = "make bench" if args.suite == "cpu" and not args.quick and \
-        args.parts == {1, 2, 3, 4, 5, 6} else "python bench/run.py " + " ".join(sys.argv[1:])
+        args.parts == {1, 2, 3, 4, 5, 6, 8} else "python bench/run.py " + " ".join(sys.argv[1:])
     if args.suite == "gpu" and args.parts == GPU_PARTS and not args.quick:
         command = "bench/gpu.sh"
     text = render(args.suite, info, goals, sections, seconds, command)
