@@ -1,10 +1,13 @@
-"""What autograd keeps for the backward pass of a training step, from the analysis alone.
+"""The memory of a training step, from the analysis alone: what autograd keeps for backward,
+the model's state, and the inference peak (`archdsl check --batch`, `--fit`).
 
 Each layer states what it keeps (Facts.saved, from Layer.kept); this module adds those up over
 the network at a batch size, counting each storage once: a ReLU's output that the next
 convolution keeps as its input is one tensor, and a view (Flatten, Chunk) keeps its root's
-storage. Parameters and buffers are never counted. Pure Python, like the analysis: predicted
-for float32 on the CPU, in train mode, as torch.autograd.graph.saved_tensors_hooks measures it.
+storage. Parameters and buffers are never counted there. Pure Python, like the analysis:
+predicted in train mode on the CPU, in float32 or under bf16 autocast, as
+torch.autograd.graph.saved_tensors_hooks measures it; parameters, gradients and optimizer state
+(optimizers.OPTIMIZERS) as the tensors that exist after an optimizer step.
 """
 from __future__ import annotations
 
