@@ -1,8 +1,9 @@
 """Budget assertions: `assert params < 100k` in a spec, checked against the analysis' totals.
 
 A bound is a number with an optional suffix, case-insensitive: k, M, G multiply by 10³, 10⁶,
-10⁹; Ki, Mi, Gi by 2¹⁰, 2²⁰, 2³⁰ (for the byte metrics), which may end in B: 8GiB. `archdsl check` prints every
-assertion's result and exits 1 when one fails, naming it with its position in the spec.
+10⁹; Ki, Mi, Gi by 2¹⁰, 2²⁰, 2³⁰ (for the byte metrics, whose bounds may end in B: 8GiB).
+`archdsl check` prints every assertion's result and exits 1 when one fails, naming it with its
+position in the spec.
 """
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ METRICS = {
     "param_bytes": "parameter memory in bytes, float32",
     "activation_bytes": "forward activation memory in bytes, float32, at the --batch",
     "train_memory": "training memory in bytes (parameters, buffers, gradients, optimizer state "
-                    "and what backward keeps), float32, at the --batch, else the spec's "
-                    "train(batch_size=…)",
+                    "and what backward keeps) with the spec's train(...) settings, at the "
+                    "--batch, else its train(batch_size=…)",
     "output": "elements of the network's output",
 }
 

@@ -32,8 +32,8 @@ class KeptTensor:
     new: bool  # first counted here: a storage a row keeps twice (a · a) is counted once
 
 
-# Bytes per element of what autocast lowers to; fp16 is modelled as bf16 (the same lists).
-PRECISIONS = {"float32": 4, "bf16": 2, "fp16": 2}
+# Bytes per element of each precision; fp16 is modelled as bf16 (autocast's lists are the same).
+ITEMSIZES = {"float32": 4, "bf16": 2, "fp16": 2}
 
 
 def kept_tensors(analysis: Analysis, batch: int, input_requires_grad: bool = False,
@@ -49,9 +49,9 @@ def kept_tensors(analysis: Analysis, batch: int, input_requires_grad: bool = Fal
     bfloat16 and keeps bfloat16 copies of its float32 input and of its weight; the others
     compute in their inputs' type (the widest of them), or in float32 where autocast says so.
     `input_precision`: the input's type (bf16: the network sits after a lowered layer)."""
-    low = PRECISIONS[precision]
+    low = ITEMSIZES[precision]
     root: dict[str, str | None] = {INPUT: INPUT}  # each value's storage: a root row, the input
-    itemsize = {INPUT: PRECISIONS[input_precision]}  # each value's bytes per element
+    itemsize = {INPUT: ITEMSIZES[input_precision]}  # each value's bytes per element
     size = {INPUT: batch * itemsize[INPUT] * math.prod(analysis.input)}
     grad = {INPUT: input_requires_grad}
     counted: dict[object, str] = {}  # storage -> the row that counts it
@@ -143,8 +143,16 @@ def live_bytes_peak(analysis: Analysis, batch: int) -> int:
                 last[root[source]] = max(last[root[source]], index)
     if rows and root[rows[-1].name] is not None:
         last[root[rows[-1].name]] = len(rows)
-    return max((sum(size[s] for s in size if born[s] <= index <= last[s])
-                for index in range(len(rows))), default=size[INPUT])
+    # One sweep: a storage's bytes join at the row that makes it and leave after its last reader.
+    change = [0] * (len(rows) + 3)  # slot i + 1 for row i; slot 0 the input, before them
+    for storage, bytes_ in size.items():
+        change[born[storage] + 1] += bytes_
+        change[last[storage] + 2] -= bytes_
+    live, peak = change[0], size[INPUT]
+    for index in range(1, len(rows) + 1):
+        live += change[index]
+        peak = max(peak, live)
+    return peak
 
 
 @dataclass(frozen=True)

@@ -196,7 +196,7 @@ def render_check(analysis: Analysis, budget: list, fmt: str, memory=None,
                          if fmt == "markdown" else (),
                          colalign=("left", "left", "right", "left"))]
     if fmt == "html":
-        return "\n".join(parts) + "\n</div>" if len(parts) > 1 else parts[0] + "\n</div>"
+        return "\n".join(parts) + "\n</div>"
     return "\n\n".join(parts)
 
 

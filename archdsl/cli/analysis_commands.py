@@ -29,7 +29,7 @@ def check(
 ):
     """Every layer's output shape, parameters and MACs, then the totals.
 
-    With --batch, --fit or --optimizer, also the memory of a training step: parameters,
+    With --batch, --fit, --optimizer or --amp, also the memory of a training step: parameters,
     gradients, optimizer state, what autograd keeps for backward, and the inference peak.
     Exits 1 when one of the spec's assertions (`assert params < 100k`) fails, or when not
     even one example fits in --fit."""
