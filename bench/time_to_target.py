@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -40,12 +39,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from accuracy import spec_name  # noqa: E402
+from accuracy import reported_accuracy, spec_name  # noqa: E402
 
 RECIPE = ROOT / "specs/simple_cnn_fast.spec"
 GOAL_RATIO = 3.0
 TUTORIAL_EPOCHS = 3
-_TEST = re.compile(r"^test accuracy ([0-9.]+)%")
 
 
 def timed_lines(command: list[str], cwd: Path | str) -> tuple[list[tuple[float, str]], float]:
@@ -92,16 +90,13 @@ def archdsl(spec: Path, data_dir: str, device: str = "cpu", extra: list[str] = (
         lines, wall = timed_lines(command, out)
         records = [json.loads(line) for line in
                    (Path(out) / "run" / "metrics.jsonl").read_text().splitlines()]
-    found = [(at, float(m.group(1)) / 100) for at, line in lines if (m := _TEST.match(line))]
-    if not found:
-        raise RuntimeError("archdsl train printed no test accuracy:\n" +
-                           "\n".join(line for _, line in lines[-20:]))
+    index, accuracy, every = reported_accuracy([line for _, line in lines])
     started = next(at for at, line in lines if line.startswith("training "))
     last_epoch = [at for at, line in lines if line.startswith("epoch ")][-1]
-    tested_at, accuracy = found[-1]
+    tested_at = lines[index][0]
     train_s = sum(r["seconds"] for r in records)
     return {"spec": spec_name(spec), "extra": list(extra),
-            "epochs": len(records), "test_accuracy": accuracy,
+            "epochs": len(records), "test_accuracy": accuracy, "accuracies": every,
             "wall_to_target_s": round(tested_at, 2), "wall_s": round(wall, 2),
             # Start-up: the interpreter, imports, the data set read and moved to the device, the
             # model built; printed just before the first step.

@@ -1,4 +1,4 @@
-"""Benchmark 6: training memory, predicted by `archdsl check --batch` before anything runs,
+"""Benchmark 8: training memory, predicted by `archdsl check --batch` before anything runs,
 against PyTorch's own accounting; torchinfo's "estimated total size" beside it, for contrast.
 
 CPU (`make bench`): what autograd keeps for backward, predicted (archdsl.memory) against

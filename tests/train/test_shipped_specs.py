@@ -17,7 +17,8 @@ from archdsl.train.config import TrainConfig
 from conftest import ROOT, assert_plain
 from fashion import SHARED, needs_fashion
 
-SHIPPED = [ROOT / "specs" / "simple_cnn.spec", ROOT / "specs" / "fashion_mnist_best.spec"]
+SHIPPED = [ROOT / "specs" / name for name in
+           ("simple_cnn.spec", "simple_cnn_fast.spec", "fashion_mnist_best.spec")]
 OPTIONS = ["--subset", "512", "--data-dir", str(SHARED)]
 
 runner = CliRunner()
