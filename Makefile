@@ -21,7 +21,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# The CPU benchmarks (at most 20 minutes on 2 cores): bench/results/cpu-<date>.md and .json.
+# The CPU benchmarks (about 20 minutes on 2 cores): bench/results/cpu-<date>.md and .json.
 # The GPU part is bench/gpu.sh, on a machine with an NVIDIA GPU.
 BENCH_STAMP := $(VENV)/.bench-installed
 

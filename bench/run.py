@@ -1,15 +1,15 @@
 """The benchmark driver: `make bench` runs the CPU suite, bench/gpu.sh the GPU suite.
 
-CPU suite (parts 1 to 6 and 8, `make bench`: at most 26 minutes on a 2-core machine):
+CPU suite (parts 1 to 6 and 8, `make bench`: about 20 minutes on a 2-core machine):
   1. `archdsl check` against torchinfo.summary, whole process, every shipped spec (vs_torchinfo.py)
   2. parse + analysis time of 10 to 10,000 generated layers (scaling.py)
   3. training throughput, the tutorial's loop against `archdsl train`, on the CPU (train_throughput.py)
-  4. test accuracy of specs/fashion_mnist_best.spec, seed 0 (accuracy.py; about 10 minutes)
+  4. test accuracy of specs/fashion_mnist_best.spec, seed 0 (accuracy.py; about 9 minutes)
   5. the language server's re-analysis after an edit of ResNet-50, in-process (lsp_latency.py)
   6. time to the tutorial's accuracy: specs/simple_cnn_fast.spec against the tutorial's loop
      (time_to_target.py; about 2 minutes)
-  7. (not in `make bench`: `--parts 7`, about 30 minutes) the accuracy spec's mean over seeds
-     0, 1, 2; with part 4 in the same run, seed 0's run is part 4's (about 20 minutes more)
+  7. (not in `make bench`: `--parts 7`, about 26 minutes) the accuracy spec's mean over seeds
+     0, 1, 2; with part 4 in the same run, seed 0's run is part 4's (about 17 minutes more)
   8. training memory: what backward keeps, predicted against saved_tensors_hooks, float32 and
      bf16, with torchinfo's estimate (training_memory.py; about a minute)
 GPU suite (parts 3, 4, 6, 7, 8, under 8 minutes on one NVIDIA GPU):
