@@ -339,14 +339,14 @@ def _run_facts(analysis: Analysis, splits: Splits, world: World, device: torch.d
 def _start_line(analysis: Analysis, config: TrainConfig, splits: Splits, world: World,
                 device: torch.device) -> str:
     params, images = analysis.totals.params, f"{len(splits.train):,} {splits.dataset.name} images"
+    epochs = f"{config.epochs} epoch" + ("" if config.epochs == 1 else "s")
     if world.distributed:
         return (f"training {params:,} parameters data-parallel, world size {world.size} "
                 f"({distributed.backend(device)} on {device.type}), with {images}, batch "
                 f"{config.batch_size} per process = global batch "
-                f"{config.batch_size * world.size}, {config.optimizer} lr {config.lr:g}, "
-                f"{config.epochs} epochs")
+                f"{config.batch_size * world.size}, {config.optimizer} lr {config.lr:g}, {epochs}")
     return (f"training {params:,} parameters on {device} with {images}, batch "
-            f"{config.batch_size}, {config.optimizer} lr {config.lr:g}, {config.epochs} epochs")
+            f"{config.batch_size}, {config.optimizer} lr {config.lr:g}, {epochs}")
 
 
 def _loss(outputs, labels, config, weight):
