@@ -125,6 +125,8 @@ def train(
                    err=True)
         raise typer.Exit(2)
 
+    if resume is not None and input is None:
+        input = runs.trained_input(resume)  # the shape it was trained at, where --input gave it
     analysis = load(spec, input)
     overrides = dict(
         dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -201,8 +203,9 @@ def evaluate(
 ):
     """Test accuracy, per-class accuracy and the confusion matrix of a checkpoint."""
     from ..train.evaluate import evaluate_checkpoint
-    from ..train.runs import spec_and_checkpoint
+    from ..train.runs import directory_input, spec_and_checkpoint
 
+    input = input or directory_input(spec)
     spec, checkpoint = run_or_exit(spec_and_checkpoint, spec, checkpoint)
     analysis = load(spec, input)
     result = run_or_exit(evaluate_checkpoint, analysis, checkpoint, dataset=dataset,
@@ -238,8 +241,9 @@ def export_command(
     The check runs the file and compares its outputs with PyTorch's."""
     from ..export import (export as export_model, load_trained, output_format,
                           verify as verify_export)
-    from ..train.runs import spec_and_checkpoint
+    from ..train.runs import directory_input, spec_and_checkpoint
 
+    input = input or directory_input(spec)
     fmt = run_or_exit(output_format, output, format and format.value)
     if fmt == "python":
         _export_python(spec, output, verify, checkpoint, class_name, input)

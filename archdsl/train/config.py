@@ -117,7 +117,7 @@ class TrainConfig:
 ADDED_LATER = ("crop", "crop_padding", "flip", "cutout", "tta", "ema")
 
 # What a run records in config.json beside its settings (see loop.py).
-RUN_FACTS = ("device_used", "torch", "params", "train_examples", "val_examples", "classes",
+RUN_FACTS = ("device_used", "torch", "input", "params", "train_examples", "val_examples", "classes",
              "world_size")
 
 

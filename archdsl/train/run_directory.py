@@ -2,7 +2,8 @@
 or written.
 
     spec.spec      the spec as trained
-    config.json    the settings, and facts of the run (device, torch, parameters, examples, classes)
+    config.json    the settings, and facts of the run (device, torch, input shape, parameters,
+                   examples, classes)
     last.pt        TrainState.to_checkpoint() after the latest completed epoch
     best.pt        the same, after the epoch with the best monitored loss
     metrics.jsonl  a record per epoch (TrainState.history)

@@ -1,5 +1,5 @@
 """Run directories as commands are given them: whether a spec is the run's, and where a run's
-spec and checkpoint are when a command is given the directory. Torch-free.
+spec, checkpoint and input shape are when a command is given the directory. Torch-free.
 """
 from __future__ import annotations
 
@@ -27,9 +27,34 @@ def claimed(run_dir: Path, *, resume: bool = False, overwrite: bool = False):
     return RunDirectory(run_dir).claimed(resume=resume, overwrite=overwrite)
 
 
+def trained_input(run_dir: str | Path) -> tuple[int, ...] | None:
+    """The input shape a run was trained at where its spec.spec does not give it (a training
+    with --input, or from Python with input=), as config.json records it: the shape eval,
+    export, --resume and load_run read the run's spec at unless given another. None where the
+    spec's own input line was used, for a directory that is not a run, and for a run from
+    before config.json recorded its input."""
+    import json
+
+    from ..parser import parse, read_text
+
+    run_dir = Path(run_dir)
+    try:
+        recorded = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("input")
+        spec = parse(read_text(str(run_dir / "spec.spec")), str(run_dir / "spec.spec"))
+    except (OSError, ValueError, AttributeError, ArchDSLError):
+        return None  # no run, or one the command reading it reports on
+    if not isinstance(recorded, list) or not all(type(size) is int for size in recorded):
+        return None
+    if spec.input is not None and spec.input.shape == tuple(recorded):
+        return None
+    return tuple(recorded)
+
+
 def spec_change(run_dir: Path, spec_text: str, input=None) -> str | None:
-    """How `spec_text` differs from the run's spec.spec as a network or a train(...) block, in
-    words naming the first difference; None when they differ at most in layout and comments."""
+    """How `spec_text`, read at `input` (None: its own input line), differs from the run's
+    spec.spec as the run was trained (at trained_input where it records one), as a network or
+    a train(...) block, in words naming the first difference; None when they differ at most
+    in layout and comments."""
     from ..analysis import analyze
     from ..parser import parse, read_text
     from .config import TrainConfig
@@ -39,7 +64,7 @@ def spec_change(run_dir: Path, spec_text: str, input=None) -> str | None:
         return None  # a run from before spec.spec was kept: nothing to compare with
     try:
         saved = parse(read_text(str(path)), str(path))
-        before = analyze(saved, input)
+        before = analyze(saved, trained_input(run_dir) or input)
         old_config = TrainConfig.from_spec(saved)
     except ArchDSLError as error:
         return f"the run's {path} no longer analyzes ({error.message})"
@@ -104,6 +129,12 @@ def spec_and_checkpoint(spec: str, checkpoint: str | None) -> tuple[str, Path]:
         raise RunError("which checkpoint? give --checkpoint runs/NAME/best.pt (or runs/NAME), "
                        "or the run directory in place of the spec")
     return spec, checkpoint_file(Path(checkpoint))
+
+
+def directory_input(spec: str) -> tuple[int, ...] | None:
+    """For eval and export given SPEC: where it is a run directory, the input it was trained at
+    (trained_input), else None."""
+    return trained_input(spec) if spec != "-" and Path(spec).is_dir() else None
 
 
 def spec_without_checkpoint(spec: str, checkpoint: str | None) -> str:

@@ -152,6 +152,8 @@ def train(spec: str | os.PathLike | Spec | Analysis, *, input: str | None = None
     A live progress bar shows in a notebook, one line per epoch everywhere."""
     from .loop import loss_warnings, train as run_training
 
+    if resume and out is not None and input is None and not isinstance(spec, Analysis):
+        input = runs.trained_input(out)  # the shape it was trained at, where input= gave it
     analysis, path = _analysis(spec, input)
     fields = [f.name for f in dataclasses.fields(TrainConfig)]
     unknown = [name for name in settings if name not in fields]
@@ -210,7 +212,7 @@ def load_run(path: str | os.PathLike) -> Run:
     except ArchDSLError as error:
         raise RunError(f"cannot load the run {run_dir}: {error.message}") from None
     config = TrainConfig.from_dict(saved, str(config_path))
-    analysis = analyze(parse(text, spec_path))
+    analysis = analyze(parse(text, spec_path), runs.trained_input(run_dir))
     history = RunDirectory(run_dir).history()
     classes = saved.get("classes") or _known_classes(config.dataset, analysis.output)
     return Run(run_dir, history, None, list(classes), load_trained(analysis, checkpoint),

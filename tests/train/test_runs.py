@@ -2,10 +2,13 @@
 overwritten by accident, two trainings cannot share a directory, a resumed run keeps its spec,
 and progress shows as plain lines where standard error is not a terminal."""
 import io
+import json
 import re
 import signal
 
+import torch
 
+import archdsl
 from archdsl.train import runs
 from archdsl.train.progress import EpochProgress
 from test_cli_train import (DROPOUT, SMALL, SYNTHETIC, assert_clean_failure, invoke, load,
@@ -125,6 +128,62 @@ def test_resume_with_the_spec_in_another_layout_goes_ahead(tmp_path):
     assert runs.spec_change(run, relaid.read_text()) is None
     result = invoke("train", relaid, "--resume", run, "--epochs", "2")
     assert result.exit_code == 0, result.output
+
+
+NO_INPUT = SMALL.split("\n", 1)[1]  # the layers alone: the shape comes from --input
+
+
+def test_a_run_trained_with_input_is_read_at_that_shape_by_eval_export_resume_and_load_run(
+        tmp_path):
+    spec = spec_file(tmp_path, NO_INPUT)
+    run = tmp_path / "run"
+    assert invoke("train", spec, *SYNTHETIC, "--input", "1x28x28", "--epochs", "1",
+                  "--out", run).exit_code == 0
+    recorded = json.loads((run / "config.json").read_text())["input"]
+    assert recorded == [1, 28, 28] and all(type(size) is int for size in recorded)
+    assert runs.trained_input(run) == (1, 28, 28)
+
+    by_run = invoke("eval", run, "--format", "json")
+    given = invoke("eval", spec, "--checkpoint", run, "--input", "1x28x28", "--format", "json")
+    assert by_run.exit_code == 0, by_run.output
+    assert json.loads(by_run.stdout) == json.loads(given.stdout)
+    for output in ("net.pt", "net.py"):  # TorchScript with the weights, and the Python source
+        exported = invoke("export", run, "-o", tmp_path / output)
+        assert exported.exit_code == 0, exported.output
+        assert "input N×1×28×28" in exported.stdout
+    loaded = archdsl.load_run(run)
+    assert loaded.analysis.input == (1, 28, 28)
+    assert loaded.predict(torch.zeros(28, 28)).names[0] in loaded.classes
+
+    resumed = invoke("train", spec, "--resume", run, "--epochs", "2")
+    assert resumed.exit_code == 0, resumed.output
+    assert [r["epoch"] for r in records(run)] == [1, 2]
+    reshaped = invoke("train", spec, "--resume", run, "--epochs", "3", "--input", "1x32x32")
+    assert_clean_failure(reshaped, 2)
+    assert reshaped.stderr.splitlines()[0] == (
+        f"error: cannot resume {run} with this spec: the input is 1×32×32 now, 1×28×28 in the run")
+
+
+def test_the_input_line_counts_where_the_run_was_trained_at_its_own_shape(tmp_path):
+    # --input over a spec's own line: the run is read at --input's shape, from Python too
+    declared = spec_file(tmp_path, SMALL.replace("1x28x28", "3x32x32"))
+    run = tmp_path / "run"
+    archdsl.train(declared, input="1x28x28", out=run, dataset="synthetic", subset=256,
+                  epochs=1, progress=False)
+    assert runs.trained_input(run) == (1, 28, 28)
+    assert invoke("eval", run, "--format", "json").exit_code == 0
+    resumed = archdsl.train(declared, out=run, resume=True, epochs=2, progress=False)
+    assert resumed.analysis.input == (1, 28, 28) and len(resumed.history) == 2
+
+    # trained at the spec's own line: an edited line is a change of the spec, refused on resume
+    spec = spec_file(tmp_path, SMALL, "own.spec")
+    own = tmp_path / "own"
+    assert invoke("train", spec, *SYNTHETIC, "--epochs", "1", "--out", own).exit_code == 0
+    assert runs.trained_input(own) is None
+    spec.write_text(SMALL.replace("1x28x28", "1x32x32"))
+    result = invoke("train", spec, "--resume", own, "--epochs", "2")
+    assert_clean_failure(result, 2)
+    assert "the input is 1×32×32 now, 1×28×28 in the run" in result.stderr
 
 
 LINE = re.compile(r"^epoch (\d+)/(\d+)  step (\d+)/(\d+)  loss (\d+\.\d{4})  [\d,]+ img/s$")
