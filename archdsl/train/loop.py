@@ -330,7 +330,8 @@ def _splits(analysis: Analysis, config: TrainConfig, world: World,
 def _run_facts(analysis: Analysis, splits: Splits, world: World, device: torch.device) -> dict:
     """What config.json records beside the settings (config.RUN_FACTS)."""
     return {"device_used": str(device), "torch": torch.__version__,
-            "input": list(analysis.input), "params": analysis.totals.params, "train_examples": len(splits.train),
+            "input": list(analysis.input), "params": analysis.totals.params,
+            "train_examples": len(splits.train),
             "val_examples": len(splits.val) if splits.val else 0,
             "classes": splits.dataset.classes,
             **({"world_size": world.size} if world.distributed else {})}

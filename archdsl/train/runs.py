@@ -27,33 +27,43 @@ def claimed(run_dir: Path, *, resume: bool = False, overwrite: bool = False):
     return RunDirectory(run_dir).claimed(resume=resume, overwrite=overwrite)
 
 
-def trained_input(run_dir: str | Path) -> tuple[int, ...] | None:
-    """The input shape a run was trained at where its spec.spec does not give it (a training
-    with --input, or from Python with input=), as config.json records it: the shape eval,
-    export, --resume and load_run read the run's spec at unless given another. None where the
-    spec's own input line was used, for a directory that is not a run, and for a run from
-    before config.json recorded its input."""
+def recorded_input(run_dir: str | Path) -> tuple[int, ...] | None:
+    """The input shape a run was trained at, as its config.json records it; None for a
+    directory that is not a run and for a run from before config.json recorded its input."""
     import json
 
+    try:
+        saved = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # no run, or one the command reading it reports on
+    shape = saved.get("input") if isinstance(saved, dict) else None
+    if not isinstance(shape, list) or not all(type(size) is int for size in shape):
+        return None
+    return tuple(shape)
+
+
+def trained_input(run_dir: str | Path) -> tuple[int, ...] | None:
+    """The input shape a run was trained at where its spec.spec does not give it (a training
+    with --input, or from Python with input=): the shape eval, export, --resume and load_run
+    read the run's spec at unless given another. None where the spec's own input line was
+    used, and where recorded_input is None."""
     from ..parser import parse, read_text
 
-    run_dir = Path(run_dir)
+    shape = recorded_input(run_dir)
+    path = str(Path(run_dir) / "spec.spec")
     try:
-        recorded = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("input")
-        spec = parse(read_text(str(run_dir / "spec.spec")), str(run_dir / "spec.spec"))
-    except (OSError, ValueError, AttributeError, ArchDSLError):
-        return None  # no run, or one the command reading it reports on
-    if not isinstance(recorded, list) or not all(type(size) is int for size in recorded):
+        spec = parse(read_text(path), path)
+    except (OSError, ArchDSLError):
+        return None  # the command reading the run reports on its spec
+    if shape is None or (spec.input is not None and spec.input.shape == shape):
         return None
-    if spec.input is not None and spec.input.shape == tuple(recorded):
-        return None
-    return tuple(recorded)
+    return shape
 
 
 def spec_change(run_dir: Path, spec_text: str, input=None) -> str | None:
     """How `spec_text`, read at `input` (None: its own input line), differs from the run's
-    spec.spec as the run was trained (at trained_input where it records one), as a network or
-    a train(...) block, in words naming the first difference; None when they differ at most
+    spec.spec as the run was trained (at recorded_input; at `input` too for an older run), as
+    a network or a train(...) block, in words naming the first difference; None when they differ at most
     in layout and comments."""
     from ..analysis import analyze
     from ..parser import parse, read_text
@@ -64,7 +74,7 @@ def spec_change(run_dir: Path, spec_text: str, input=None) -> str | None:
         return None  # a run from before spec.spec was kept: nothing to compare with
     try:
         saved = parse(read_text(str(path)), str(path))
-        before = analyze(saved, trained_input(run_dir) or input)
+        before = analyze(saved, recorded_input(run_dir) or input)
         old_config = TrainConfig.from_spec(saved)
     except ArchDSLError as error:
         return f"the run's {path} no longer analyzes ({error.message})"

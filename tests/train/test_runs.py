@@ -160,8 +160,8 @@ def test_a_run_trained_with_input_is_read_at_that_shape_by_eval_export_resume_an
     assert [r["epoch"] for r in records(run)] == [1, 2]
     reshaped = invoke("train", spec, "--resume", run, "--epochs", "3", "--input", "1x32x32")
     assert_clean_failure(reshaped, 2)
-    assert reshaped.stderr.splitlines()[0] == (
-        f"error: cannot resume {run} with this spec: the input is 1×32×32 now, 1×28×28 in the run")
+    assert reshaped.stderr.splitlines()[0] == (f"error: cannot resume {run} with this spec: "
+                                               "the input is 1×32×32 now, 1×28×28 in the run")
 
 
 def test_the_input_line_counts_where_the_run_was_trained_at_its_own_shape(tmp_path):
@@ -182,6 +182,11 @@ def test_the_input_line_counts_where_the_run_was_trained_at_its_own_shape(tmp_pa
     assert runs.trained_input(own) is None
     spec.write_text(SMALL.replace("1x28x28", "1x32x32"))
     result = invoke("train", spec, "--resume", own, "--epochs", "2")
+    assert_clean_failure(result, 2)
+    assert "the input is 1×32×32 now, 1×28×28 in the run" in result.stderr
+    # and so is another --input over the run's own line
+    spec.write_text(SMALL)
+    result = invoke("train", spec, "--resume", own, "--epochs", "2", "--input", "1x32x32")
     assert_clean_failure(result, 2)
     assert "the input is 1×32×32 now, 1×28×28 in the run" in result.stderr
 
