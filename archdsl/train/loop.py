@@ -340,7 +340,7 @@ def _run_facts(analysis: Analysis, splits: Splits, world: World, device: torch.d
 def _start_line(analysis: Analysis, config: TrainConfig, splits: Splits, world: World,
                 device: torch.device) -> str:
     params, images = analysis.totals.params, f"{len(splits.train):,} {splits.dataset.name} images"
-    epochs = f"{config.epochs} epoch" + ("" if config.epochs == 1 else "s")
+    epochs = f"{config.epochs} epoch{'s' * (config.epochs != 1)}"
     if world.distributed:
         return (f"training {params:,} parameters data-parallel, world size {world.size} "
                 f"({distributed.backend(device)} on {device.type}), with {images}, batch "

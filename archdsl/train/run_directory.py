@@ -144,6 +144,19 @@ class RunDirectory:
             raise RunError(f"cannot resume {run_dir}: {err.message}", hint=hint) from None
         return config.replace(**overrides)
 
+    def recorded_input(self) -> tuple[int, ...] | None:
+        """The input shape the run was trained at, as config.json records it; None for a
+        directory that holds no readable config.json and for a run from before it recorded
+        the input (the command reading the run reports on those)."""
+        try:
+            saved = json.loads((self.path / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        shape = saved.get("input") if isinstance(saved, dict) else None
+        if not isinstance(shape, list) or not all(type(size) is int for size in shape):
+            return None
+        return tuple(shape)
+
     def history(self) -> list[dict]:
         """metrics.jsonl's records, none where it is missing."""
         metrics = self.path / "metrics.jsonl"

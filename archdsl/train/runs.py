@@ -27,29 +27,14 @@ def claimed(run_dir: Path, *, resume: bool = False, overwrite: bool = False):
     return RunDirectory(run_dir).claimed(resume=resume, overwrite=overwrite)
 
 
-def recorded_input(run_dir: str | Path) -> tuple[int, ...] | None:
-    """The input shape a run was trained at, as its config.json records it; None for a
-    directory that is not a run and for a run from before config.json recorded its input."""
-    import json
-
-    try:
-        saved = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # no run, or one the command reading it reports on
-    shape = saved.get("input") if isinstance(saved, dict) else None
-    if not isinstance(shape, list) or not all(type(size) is int for size in shape):
-        return None
-    return tuple(shape)
-
-
 def trained_input(run_dir: str | Path) -> tuple[int, ...] | None:
     """The input shape a run was trained at where its spec.spec does not give it (a training
-    with --input, or from Python with input=): the shape eval, export, --resume and load_run
-    read the run's spec at unless given another. None where the spec's own input line was
-    used, and where recorded_input is None."""
+    with --input, or from Python with input=): what --resume reads the spec at unless given
+    another, so that an edited input line still counts as a change. None where the spec's own
+    input line was used, and for a run from before config.json recorded its input."""
     from ..parser import parse, read_text
 
-    shape = recorded_input(run_dir)
+    shape = RunDirectory(run_dir).recorded_input()
     path = str(Path(run_dir) / "spec.spec")
     try:
         spec = parse(read_text(path), path)
@@ -62,9 +47,9 @@ def trained_input(run_dir: str | Path) -> tuple[int, ...] | None:
 
 def spec_change(run_dir: Path, spec_text: str, input=None) -> str | None:
     """How `spec_text`, read at `input` (None: its own input line), differs from the run's
-    spec.spec as the run was trained (at recorded_input; at `input` too for an older run), as
-    a network or a train(...) block, in words naming the first difference; None when they differ at most
-    in layout and comments."""
+    spec.spec as the run was trained (at the input config.json records; at `input` for an
+    older run), as a network or a train(...) block, in words naming the first difference; None
+    when they differ at most in layout and comments."""
     from ..analysis import analyze
     from ..parser import parse, read_text
     from .config import TrainConfig
@@ -74,7 +59,7 @@ def spec_change(run_dir: Path, spec_text: str, input=None) -> str | None:
         return None  # a run from before spec.spec was kept: nothing to compare with
     try:
         saved = parse(read_text(str(path)), str(path))
-        before = analyze(saved, recorded_input(run_dir) or input)
+        before = analyze(saved, RunDirectory(run_dir).recorded_input() or input)
         old_config = TrainConfig.from_spec(saved)
     except ArchDSLError as error:
         return f"the run's {path} no longer analyzes ({error.message})"
@@ -143,8 +128,8 @@ def spec_and_checkpoint(spec: str, checkpoint: str | None) -> tuple[str, Path]:
 
 def directory_input(spec: str) -> tuple[int, ...] | None:
     """For eval and export given SPEC: where it is a run directory, the input it was trained at
-    (trained_input), else None."""
-    return trained_input(spec) if spec != "-" and Path(spec).is_dir() else None
+    (its weights fit no other), else None."""
+    return RunDirectory(spec).recorded_input() if spec != "-" and Path(spec).is_dir() else None
 
 
 def spec_without_checkpoint(spec: str, checkpoint: str | None) -> str:

@@ -212,7 +212,7 @@ def load_run(path: str | os.PathLike) -> Run:
     except ArchDSLError as error:
         raise RunError(f"cannot load the run {run_dir}: {error.message}") from None
     config = TrainConfig.from_dict(saved, str(config_path))
-    analysis = analyze(parse(text, spec_path), runs.trained_input(run_dir))
+    analysis = analyze(parse(text, spec_path), RunDirectory(run_dir).recorded_input())
     history = RunDirectory(run_dir).history()
     classes = saved.get("classes") or _known_classes(config.dataset, analysis.output)
     return Run(run_dir, history, None, list(classes), load_trained(analysis, checkpoint),
